@@ -1,0 +1,40 @@
+# Quick start: `make demo` and `make test`. Each target creates .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+RT_SOURCES := $(wildcard optimus_control/rt/src/*.c optimus_control/rt/src/*.h)
+RT_STAMP := $(VENV)/.rt-stamp
+
+.PHONY: setup demo test bench lint urdf clean
+
+setup: $(STAMP) $(RT_STAMP)
+
+$(STAMP): setup.py setup.cfg package.xml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The C extension is rebuilt in place whenever its sources change.
+$(RT_STAMP): $(STAMP) $(RT_SOURCES)
+	$(PY) setup.py --quiet build_ext --inplace
+	touch $@
+
+demo: setup
+	$(PY) -m optimus_control.demo
+
+test: setup
+	$(PY) -m pytest -q test
+
+bench: setup
+	$(PY) -m benchmarks
+
+lint: setup
+	$(VENV)/bin/ruff check optimus_control test benchmarks tools
+
+urdf: setup
+	$(PY) tools/make_urdf.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info optimus_control/rt/_rtcore*.so

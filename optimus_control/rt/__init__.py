@@ -1,0 +1,1 @@
+"""Real-time core: C dynamics kernels, the 1 kHz loop and the joint-bus transports."""

@@ -45,3 +45,7 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
 
 class SensorDataError(OptimusError):
     """A sensor message cannot be used: wrong encoding, size mismatch, missing or invalid calibration."""
+
+
+class GoalError(OptimusError):
+    """A goal the controller cannot accept (non-finite values, unknown hand or preset); it is rejected."""

@@ -1,0 +1,526 @@
+/* The real-time loop (see rt_loop.h). */
+#define _GNU_SOURCE
+#include "rt_loop.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "rt_bus.h"
+
+static _Atomic int g_mlock_users = 0;
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void *xcalloc(size_t n, size_t size, int *bad) {
+    void *p = calloc(n ? n : 1, size);
+    if (!p) *bad = 1;
+    return p;
+}
+
+rt_loop *rt_loop_create(const rt_model *model, const rt_transport *tr, const rt_loop_config *cfg,
+                        const double *damping_kd, const double *effort, const double *lower, const double *upper,
+                        const int *contact_frames, int nc, char *err, size_t errlen) {
+    const int has_ff = model->nb > 0 && model->jtype[0] == RT_JOINT_FREEFLYER && model->parent[0] == -1;
+    const int n = model->nb - (has_ff ? 1 : 0);
+    if (tr->n_joints != n) {
+        snprintf(err, errlen, "the transport carries %d joints but the model actuates %d", tr->n_joints, n);
+        return NULL;
+    }
+    for (int b = has_ff ? 1 : 0; b < model->nb; ++b) {
+        if (model->jnv[b] != 1) {
+            snprintf(err, errlen, "body %d: only the root joint may have more than one DoF", b);
+            return NULL;
+        }
+    }
+    for (int c = 0; c < nc; ++c) {
+        if (contact_frames[c] < 0 || contact_frames[c] >= model->nframes) {
+            snprintf(err, errlen, "contact frame id %d is out of range (model has %d frames)", contact_frames[c],
+                     model->nframes);
+            return NULL;
+        }
+    }
+    if (!(cfg->rate_hz > 0.0 && cfg->rate_hz <= 100000.0)) {
+        snprintf(err, errlen, "rate_hz %g must be in (0, 100000]", cfg->rate_hz);
+        return NULL;
+    }
+    rt_loop *L = calloc(1, sizeof(*L));
+    if (!L) { snprintf(err, errlen, "out of memory"); return NULL; }
+    int bad = 0;
+    L->model = rt_model_clone(model);
+    if (!L->model) bad = 1;
+    L->tr = *tr;
+    L->cfg = *cfg;
+    L->n = n;
+    L->nc = nc;
+    L->has_ff = has_ff;
+    L->n_words = rt_state_word_count(n, tr->n_feet);
+    const int nv = model->nv;
+    int off = 0;
+    L->R.qdd = off; off += nv;
+    L->R.q = off; off += n;
+    L->R.v = off; off += n;
+    L->R.kp = off; off += n;
+    L->R.kd = off; off += n;
+    L->R.f = off; off += 6 * nc;
+    L->R.active = off; off += nc;
+    L->R.base_q = off; off += 7;
+    L->R.base_v = off; off += 6;
+    L->R.ctrl_stamp = off++;
+    L->R.base_stamp = off++;
+    L->R.ctrl_seq = off++;
+    L->R.base_seq = off++;
+    L->R.count = off;
+    L->snapshot_words = 1 + L->n_words + n + 2;
+    L->jq = xcalloc((size_t)n, sizeof(int), &bad);
+    L->jv = xcalloc((size_t)n, sizeof(int), &bad);
+    L->junbounded = xcalloc((size_t)n, sizeof(int), &bad);
+    L->contact_frames = xcalloc((size_t)nc, sizeof(int), &bad);
+    L->damping_kd = xcalloc((size_t)n, sizeof(double), &bad);
+    L->effort = xcalloc((size_t)n, sizeof(double), &bad);
+    L->lower = xcalloc((size_t)n, sizeof(double), &bad);
+    L->upper = xcalloc((size_t)n, sizeof(double), &bad);
+    L->staging = xcalloc((size_t)L->R.count, sizeof(double), &bad);
+    L->words = xcalloc((size_t)L->n_words, sizeof(double), &bad);
+    L->qfull = xcalloc((size_t)model->nq, sizeof(double), &bad);
+    L->vfull = xcalloc((size_t)nv, sizeof(double), &bad);
+    L->tau_full = xcalloc((size_t)nv, sizeof(double), &bad);
+    L->fext = xcalloc((size_t)model->nb * 6, sizeof(double), &bad);
+    L->tau = xcalloc((size_t)n, sizeof(double), &bad);
+    L->damped = xcalloc((size_t)n, 1, &bad);
+    if (!bad && rt_tbuf_init(&L->refs, (size_t)L->R.count) < 0) bad = 1;
+    if (!bad && rt_tbuf_init(&L->snapshot, (size_t)L->snapshot_words) < 0) bad = 1;
+    if (bad) {
+        snprintf(err, errlen, "out of memory");
+        rt_loop_destroy(L);
+        return NULL;
+    }
+    for (int j = 0; j < n; ++j) {
+        const int b = j + (has_ff ? 1 : 0);
+        L->jq[j] = model->idx_q[b];
+        L->jv[j] = model->idx_v[b];
+        L->junbounded[j] = model->jtype[b] == RT_JOINT_REVOLUTE_UNBOUNDED;
+    }
+    memcpy(L->contact_frames, contact_frames, sizeof(int) * (size_t)nc);
+    memcpy(L->damping_kd, damping_kd, sizeof(double) * (size_t)n);
+    memcpy(L->effort, effort, sizeof(double) * (size_t)n);
+    memcpy(L->lower, lower, sizeof(double) * (size_t)n);
+    memcpy(L->upper, upper, sizeof(double) * (size_t)n);
+    /* Staging defaults: identity base quaternion, nothing received yet (sequence 0). */
+    L->staging[L->R.base_q + 6] = 1.0;
+    for (int s = 0; s < 3; ++s) L->refs.slots[(size_t)s * L->refs.n + (size_t)L->R.base_q + 6] = 1.0;
+    L->tr.n_joints = n;
+    atomic_init(&L->state, RT_INIT);
+    return L;
+}
+
+void rt_loop_destroy(rt_loop *L) {
+    if (!L) return;
+    if (L->thread_alive) rt_loop_stop(L);
+    rt_model_free(L->model);
+    free(L->jq); free(L->jv); free(L->junbounded); free(L->contact_frames);
+    free(L->damping_kd); free(L->effort); free(L->lower); free(L->upper);
+    free(L->staging); free(L->words); free(L->qfull); free(L->vfull); free(L->tau_full);
+    free(L->fext); free(L->tau); free(L->damped);
+    rt_tbuf_free(&L->refs);
+    rt_tbuf_free(&L->snapshot);
+    free(L);
+}
+
+/* ---- state machine --------------------------------------------------------------------------- */
+static void set_reason(rt_loop *L, int reason, int index, double value) {
+    int64_t bits;
+    memcpy(&bits, &value, sizeof(bits));
+    atomic_store_explicit(&L->reason_index, index, memory_order_relaxed);
+    atomic_store_explicit(&L->reason_value_bits, bits, memory_order_relaxed);
+    atomic_store_explicit(&L->reason, reason, memory_order_release);
+}
+
+double rt_loop_reason_value(rt_loop *L) {
+    int64_t bits = atomic_load_explicit(&L->reason_value_bits, memory_order_relaxed);
+    double v;
+    memcpy(&v, &bits, sizeof(v));
+    return v;
+}
+
+/* Latches FAULT with the first reason; later faults only add their flag. */
+static void fault(rt_loop *L, int reason, int index, double value) {
+    atomic_fetch_or_explicit(&L->fault_flags, 1u << reason, memory_order_relaxed);
+    const int st = atomic_load_explicit(&L->state, memory_order_relaxed);
+    if (st == RT_FAULT || st == RT_STOPPED) return;
+    set_reason(L, reason, index, value);
+    atomic_store_explicit(&L->state, RT_FAULT, memory_order_release);
+}
+
+static void apply_reset(rt_loop *L) {
+    memset(L->damped, 0, (size_t)L->n);
+    L->silent_count = 0;
+    atomic_store_explicit(&L->fault_flags, 0, memory_order_relaxed);
+    set_reason(L, RT_REASON_NONE, -1, 0.0);
+    atomic_store_explicit(&L->state, RT_INIT, memory_order_release);
+}
+
+/* Applied by the loop at its next tick (the loop is the only writer of its state). */
+void rt_loop_request_reset(rt_loop *L) { atomic_store_explicit(&L->reset_request, 1, memory_order_release); }
+
+/* ---- references (Python thread, holding the GIL: one writer) --------------------------------- */
+void rt_loop_publish_refs(rt_loop *L, int ctrl, int base) {
+    const double now = (double)mono_ns() * 1e-9;
+    if (ctrl) {
+        L->staging[L->R.ctrl_stamp] = now;
+        L->staging[L->R.ctrl_seq] += 1.0;
+    }
+    if (base) {
+        L->staging[L->R.base_stamp] = now;
+        L->staging[L->R.base_seq] += 1.0;
+    }
+    memcpy(rt_tbuf_back(&L->refs), L->staging, sizeof(double) * (size_t)L->R.count);
+    rt_tbuf_commit(&L->refs);
+}
+
+/* ---- one tick ---------------------------------------------------------------------------------- */
+static inline int all_finite(const double *x, int n, int *first_bad) {
+    for (int i = 0; i < n; ++i)
+        if (!isfinite(x[i])) {
+            *first_bad = i;
+            return 0;
+        }
+    return 1;
+}
+
+/* now_s: CLOCK_MONOTONIC seconds (real-time) or the state's time (lockstep). */
+static void loop_tick(rt_loop *L, int have_new, double now_s) {
+    const int n = L->n;
+    const rt_ref_layout *R = &L->R;
+    if (atomic_exchange_explicit(&L->reset_request, 0, memory_order_acq_rel)) apply_reset(L);
+
+    /* transport watchdog: ticks without a new state, armed by the first state (a robot side that has
+     * not started yet is not a fault; the loop just has nothing to answer) */
+    if (have_new) {
+        L->silent_count = 0;
+        L->have_state = 1;
+        atomic_fetch_add_explicit(&L->states, 1, memory_order_relaxed);
+    } else {
+        L->silent_count += 1;
+        atomic_fetch_add_explicit(&L->silent_total, 1, memory_order_relaxed);
+        if (L->have_state && L->cfg.silent_ticks > 0 && L->silent_count >= L->cfg.silent_ticks)
+            fault(L, RT_REASON_TRANSPORT_SILENT, -1, (double)L->silent_count / L->cfg.rate_hz);
+    }
+    const double *w = L->words;
+    const double *q = w + rt_sw_q(n), *v = w + rt_sw_v(n);
+    int bad;
+    if (L->have_state && !all_finite(w, L->n_words, &bad)) fault(L, RT_REASON_NONFINITE_STATE, bad, w[bad]);
+
+    /* references */
+    const double *ref = rt_tbuf_read(&L->refs, NULL);
+    const int refs_present = ref[R->ctrl_seq] > 0.0 && (!L->has_ff || ref[R->base_seq] > 0.0);
+    if (refs_present && !all_finite(ref, R->count, &bad)) fault(L, RT_REASON_NONFINITE_REFERENCE, bad, ref[bad]);
+    double ctrl_age, base_age;
+    if (L->cfg.lockstep) {
+        if (ref[R->ctrl_seq] != L->ctrl_seen) { L->ctrl_seen = ref[R->ctrl_seq]; L->ctrl_arrival = now_s; }
+        if (ref[R->base_seq] != L->base_seen) { L->base_seen = ref[R->base_seq]; L->base_arrival = now_s; }
+        ctrl_age = now_s - L->ctrl_arrival;
+        base_age = now_s - L->base_arrival;
+    } else {
+        ctrl_age = now_s - ref[R->ctrl_stamp];
+        base_age = now_s - ref[R->base_stamp];
+    }
+    double age = L->has_ff && base_age > ctrl_age ? base_age : ctrl_age;
+    if (!refs_present) age = INFINITY;
+    atomic_store_explicit(&L->ctrl_age_ns, isfinite(age) ? (int64_t)(age * 1e9) : INT64_MAX, memory_order_relaxed);
+    const int stale = !(age <= L->cfg.stale_timeout_s);
+
+    /* base quaternion */
+    double quat[4] = {0, 0, 0, 1};
+    if (L->has_ff && refs_present) {
+        const double *bq = ref + R->base_q + 3;
+        const double norm = sqrt(bq[0] * bq[0] + bq[1] * bq[1] + bq[2] * bq[2] + bq[3] * bq[3]);
+        if (!(norm > 0.5 && norm < 1.5)) {
+            if (isfinite(norm)) fault(L, RT_REASON_BAD_BASE_QUATERNION, -1, norm);
+        } else {
+            for (int k = 0; k < 4; ++k) quat[k] = bq[k] / norm;
+        }
+    }
+
+    /* joint limits: damp the joint, latch a fault */
+    if (L->have_state) {
+        for (int j = 0; j < n; ++j) {
+            const double m = L->cfg.joint_limit_margin;
+            if (isfinite(q[j]) && (q[j] < L->lower[j] - m || q[j] > L->upper[j] + m)) {
+                if (!L->damped[j]) {
+                    L->damped[j] = 1;
+                    fault(L, RT_REASON_JOINT_LIMIT, j, q[j]);
+                }
+            }
+        }
+    }
+
+    /* state machine */
+    int st = atomic_load_explicit(&L->state, memory_order_relaxed);
+    if (st == RT_INIT && refs_present && !stale && L->have_state) {
+        st = RT_RUNNING;
+        atomic_store_explicit(&L->state, st, memory_order_release);
+    } else if (st == RT_RUNNING && stale) {
+        set_reason(L, RT_REASON_STALE_REFERENCE, -1, age);
+        st = RT_DAMPING;
+        atomic_store_explicit(&L->state, st, memory_order_release);
+    }
+    const uint32_t flags = atomic_load_explicit(&L->fault_flags, memory_order_relaxed);
+    /* Full control law while RUNNING, and in a FAULT caused by joint limits only (the limp joints are
+     * damped, the others keep working: safer than collapsing the whole robot). */
+    const int control = L->have_state && refs_present && !stale &&
+                        (st == RT_RUNNING || (st == RT_FAULT && flags == (1u << RT_REASON_JOINT_LIMIT)));
+
+    double *tau = L->tau;
+    if (control) {
+        rt_model *M = L->model;
+        if (L->has_ff) {
+            memcpy(L->qfull, ref + R->base_q, 3 * sizeof(double));
+            memcpy(L->qfull + 3, quat, 4 * sizeof(double));
+            memcpy(L->vfull, ref + R->base_v, 6 * sizeof(double));
+        }
+        for (int j = 0; j < n; ++j) {
+            if (L->junbounded[j]) {
+                L->qfull[L->jq[j]] = cos(q[j]);
+                L->qfull[L->jq[j] + 1] = sin(q[j]);
+            } else {
+                L->qfull[L->jq[j]] = q[j];
+            }
+            L->vfull[L->jv[j]] = v[j];
+        }
+        const double *fext = NULL;
+        int any_contact = 0;
+        for (int c = 0; c < L->nc; ++c) any_contact |= ref[R->active + c] > 0.5;
+        if (any_contact) {
+            memset(L->fext, 0, sizeof(double) * 6 * (size_t)M->nb);
+            if (L->cfg.contact_reference != RT_LOCAL) rt_forward_kinematics(M, L->qfull);
+            for (int c = 0; c < L->nc; ++c)
+                if (ref[R->active + c] > 0.5)
+                    rt_add_frame_wrench(M, L->contact_frames[c], L->cfg.contact_reference, ref + R->f + 6 * c, L->fext);
+            fext = L->fext;
+        }
+        rt_rnea(M, L->qfull, L->vfull, ref + R->qdd, fext, L->tau_full);
+        const double *qr = ref + R->q, *vr = ref + R->v, *kp = ref + R->kp, *kd = ref + R->kd;
+        for (int j = 0; j < n; ++j)
+            tau[j] = L->tau_full[L->jv[j]] + kp[j] * (qr[j] - q[j]) + kd[j] * (vr[j] - v[j]);
+        for (int j = 0; j < n; ++j)
+            if (L->damped[j]) tau[j] = isfinite(v[j]) ? -L->damping_kd[j] * v[j] : 0.0;
+    } else {
+        for (int j = 0; j < n; ++j) tau[j] = L->have_state && isfinite(v[j]) ? -L->damping_kd[j] * v[j] : 0.0;
+    }
+    for (int j = 0; j < n; ++j) {
+        if (!isfinite(tau[j])) {
+            fault(L, RT_REASON_NONFINITE_TORQUE, j, tau[j]);
+            tau[j] = 0.0;
+        }
+        const double lim = L->effort[j];
+        if (tau[j] > lim) tau[j] = lim;
+        else if (tau[j] < -lim) tau[j] = -lim;
+    }
+    st = atomic_load_explicit(&L->state, memory_order_relaxed);
+    const int reason = atomic_load_explicit(&L->reason, memory_order_relaxed);
+    if (L->have_state) L->tr.write_command(L->tr.ctx, L->state_tick, tau, st, reason);
+
+    double *snap = rt_tbuf_back(&L->snapshot);
+    snap[0] = (double)L->state_tick;
+    memcpy(snap + 1, L->words, sizeof(double) * (size_t)L->n_words);
+    memcpy(snap + 1 + L->n_words, tau, sizeof(double) * (size_t)n);
+    snap[1 + L->n_words + n] = (double)st;
+    snap[2 + L->n_words + n] = age;
+    rt_tbuf_commit(&L->snapshot);
+    atomic_fetch_add_explicit(&L->ticks, 1, memory_order_relaxed);
+}
+
+/* ---- threads ------------------------------------------------------------------------------------ */
+static void prefault_stack(void) {
+    volatile unsigned char buf[64 * 1024];
+    for (size_t i = 0; i < sizeof(buf); i += 4096) buf[i] = 0;
+}
+
+static void run_realtime(rt_loop *L) {
+    const int64_t period = (int64_t)llround(1e9 / L->cfg.rate_hz);
+    int64_t next = mono_ns() + period;
+    while (!atomic_load_explicit(&L->stop, memory_order_acquire)) {
+        struct timespec ts = {(time_t)(next / 1000000000LL), (long)(next % 1000000000LL)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+        const int64_t woke = mono_ns();
+        rt_hist_add(&L->latency, woke - next);
+        const int have = L->tr.read_state(L->tr.ctx, &L->state_tick, L->words);
+        loop_tick(L, have == 1, (double)woke * 1e-9);
+        const int64_t end = mono_ns();
+        rt_hist_add(&L->compute, end - woke);
+        next += period;
+        if (end > next) {
+            atomic_fetch_add_explicit(&L->misses, 1, memory_order_relaxed);
+            while (next < end) {
+                next += period;
+                atomic_fetch_add_explicit(&L->skipped, 1, memory_order_relaxed);
+            }
+        }
+    }
+}
+
+static int lockstep_step(rt_loop *L, int64_t timeout_ns) {
+    const int r = L->tr.wait_state(L->tr.ctx, L->state_tick, timeout_ns, &L->stop);
+    if (r != 1) return r;
+    const int64_t t0 = mono_ns();
+    const int have = L->tr.read_state(L->tr.ctx, &L->state_tick, L->words);
+    if (have != 1) return 0;
+    loop_tick(L, 1, L->words[rt_sw_time()]);
+    rt_hist_add(&L->compute, mono_ns() - t0);
+    return 1;
+}
+
+static void run_lockstep(rt_loop *L) {
+    const int64_t timeout = (int64_t)(L->cfg.lockstep_timeout_s * 1e9);
+    const int64_t slice = 20000000LL;
+    int64_t silent_since = mono_ns();
+    int reported = 0;
+    while (!atomic_load_explicit(&L->stop, memory_order_acquire)) {
+        const int r = lockstep_step(L, slice);
+        if (r < 0) break;
+        const int64_t now = mono_ns();
+        if (r == 1) {
+            silent_since = now;
+            reported = 0;
+            continue;
+        }
+        if (atomic_exchange_explicit(&L->reset_request, 0, memory_order_acq_rel)) apply_reset(L);
+        if (L->tr.heartbeat) L->tr.heartbeat(L->tr.ctx, atomic_load(&L->state), atomic_load(&L->reason));
+        if (L->have_state && timeout > 0 && now - silent_since >= timeout && !reported) {
+            /* latch the fault and leave a damping answer to the last state for a robot that resumes */
+            fault(L, RT_REASON_TRANSPORT_SILENT, -1, (double)(now - silent_since) * 1e-9);
+            const double *v = L->words + rt_sw_v(L->n);
+            for (int j = 0; j < L->n; ++j) {
+                double t = isfinite(v[j]) ? -L->damping_kd[j] * v[j] : 0.0;
+                L->tau[j] = t > L->effort[j] ? L->effort[j] : (t < -L->effort[j] ? -L->effort[j] : t);
+            }
+            L->tr.write_command(L->tr.ctx, L->state_tick, L->tau, atomic_load(&L->state), atomic_load(&L->reason));
+            reported = 1;
+        }
+    }
+}
+
+static void *loop_thread(void *arg) {
+    rt_loop *L = arg;
+    prefault_stack();
+    if (L->cfg.lockstep) run_lockstep(L);
+    else run_realtime(L);
+    return NULL;
+}
+
+int rt_loop_start(rt_loop *L) {
+    if (L->thread_alive) return EBUSY;
+    /* a fresh run: INIT, no faults, no statistics, references count as arriving now */
+    atomic_store(&L->stop, 0);
+    atomic_store(&L->reset_request, 0);
+    apply_reset(L);
+    L->have_state = 0;
+    L->ctrl_seen = L->base_seen = 0.0;
+    L->ctrl_arrival = L->base_arrival = 0.0;
+    atomic_store(&L->ticks, 0);
+    atomic_store(&L->misses, 0);
+    atomic_store(&L->skipped, 0);
+    atomic_store(&L->states, 0);
+    atomic_store(&L->silent_total, 0);
+    rt_hist_reset(&L->latency);
+    rt_hist_reset(&L->compute);
+
+    L->mlock_err = -1;
+    if (L->cfg.lock_memory) {
+        if (mlockall(MCL_CURRENT | MCL_FUTURE) == 0) {
+            L->mlock_err = 0;
+            L->locked = 1;
+            atomic_fetch_add(&g_mlock_users, 1);
+        } else {
+            L->mlock_err = errno;
+        }
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    L->affinity_err = -1;
+    if (L->cfg.cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(L->cfg.cpu, &set);
+        L->affinity_err = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+    }
+    L->fifo_err = -1;
+    int rc;
+    if (L->cfg.rt_priority > 0) {
+        struct sched_param sp = {.sched_priority = L->cfg.rt_priority};
+        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+        pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+        pthread_attr_setschedparam(&attr, &sp);
+        rc = pthread_create(&L->thread, &attr, loop_thread, L);
+        L->fifo_err = rc;
+        if (rc == EPERM || rc == EINVAL) { /* not permitted here: best effort, normal scheduling */
+            pthread_attr_setinheritsched(&attr, PTHREAD_INHERIT_SCHED);
+            rc = pthread_create(&L->thread, &attr, loop_thread, L);
+        }
+    } else {
+        rc = pthread_create(&L->thread, &attr, loop_thread, L);
+    }
+    if (rc != 0 && L->cfg.cpu >= 0) { /* an absent CPU: retry unpinned */
+        cpu_set_t all;
+        CPU_ZERO(&all);
+        for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &all);
+        pthread_attr_setaffinity_np(&attr, sizeof(all), &all);
+        L->affinity_err = rc;
+        rc = pthread_create(&L->thread, &attr, loop_thread, L);
+    }
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        if (L->locked) {
+            L->locked = 0;
+            if (atomic_fetch_sub(&g_mlock_users, 1) == 1) munlockall();
+        }
+        return rc;
+    }
+    L->thread_alive = 1;
+    atomic_store(&L->running, 1);
+    return 0;
+}
+
+void rt_loop_stop(rt_loop *L) {
+    if (L->thread_alive) {
+        atomic_store_explicit(&L->stop, 1, memory_order_release);
+        if (L->tr.interrupt) L->tr.interrupt(L->tr.ctx);
+        pthread_join(L->thread, NULL);
+        L->thread_alive = 0;
+    }
+    atomic_store(&L->running, 0);
+    atomic_store_explicit(&L->state, RT_STOPPED, memory_order_release);
+    /* Last word to the robot: zero torque and STOPPED; the robot side decides how to hold. */
+    memset(L->tau, 0, sizeof(double) * (size_t)L->n);
+    if (L->have_state) L->tr.write_command(L->tr.ctx, L->state_tick, L->tau, RT_STOPPED, atomic_load(&L->reason));
+    if (L->tr.detach) L->tr.detach(L->tr.ctx, RT_STOPPED);
+    if (L->locked) {
+        L->locked = 0;
+        if (atomic_fetch_sub(&g_mlock_users, 1) == 1) munlockall();
+    }
+}
+
+int rt_loop_tick_once(rt_loop *L, int64_t timeout_ns) {
+    if (atomic_load(&L->state) == RT_STOPPED) apply_reset(L);
+    const int r = lockstep_step(L, timeout_ns);
+    if (r == 1) return 1;
+    const int have = L->tr.read_state(L->tr.ctx, &L->state_tick, L->words);
+    if (have == 1) {
+        loop_tick(L, 1, L->words[rt_sw_time()]);
+        return 1;
+    }
+    loop_tick(L, 0, L->have_state ? L->words[rt_sw_time()] : 0.0);
+    return 0;
+}

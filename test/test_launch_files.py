@@ -1,0 +1,218 @@
+"""The shipped launch files and parameter files: they parse, resolve, take their arguments, agree
+with each other, and install where ROS 2 tools look for them (colcon layout)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from launch_fixtures.prefixes import make_prefix
+
+from optimus_control.errors import LaunchError
+from optimus_control.launch import LaunchContext
+from optimus_control.launch.cli import find_launch_file, main, show_arguments, split_target
+from optimus_control.launch.interpreter import Interpreter, declared_arguments
+from optimus_control.launch.packages import resolve_executable
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_DIR = REPO / "launch"
+CONFIG_DIR = REPO / "config"
+NODES = ("sim", "whole_body_controller", "perception", "task_planner")
+EXPECTED_NODES = {
+    "sim_node.launch.xml": ["sim"],
+    "whole_body_controller_node.launch.xml": ["whole_body_controller"],
+    "perception_node.launch.xml": ["perception"],
+    "task_planner_node.launch.xml": ["task_planner"],
+    "sim.launch.xml": ["sim", "whole_body_controller"],
+    "factory_demo.launch.xml": ["sim", "whole_body_controller", "perception", "task_planner"],
+}
+# Parameters each node must receive from its launch arguments, with the default values.
+NODE_PARAMETERS = {
+    "sim": {"robot_config": "optimus.yaml", "scene": "sorting_cell", "seed": 0, "mode": "lockstep", "gui": False,
+            "bus_name": "optimus_bus"},
+    "whole_body_controller": {"robot_config": "optimus.yaml", "bus_name": "optimus_bus", "mode": "lockstep"},
+    "perception": {"robot_config": "optimus.yaml"},
+    "task_planner": {"job": "sort_by_colour"},
+}
+
+
+@pytest.fixture()
+def stub_prefix(tmp_path, monkeypatch) -> Path:
+    """Stub executables for optimus_control in a colcon-layout prefix, so resolution does not depend on
+    whether this environment's console scripts are installed yet."""
+    prefix = make_prefix(tmp_path, "optimus_control", list(NODES), with_share=False)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
+    monkeypatch.delenv("OPTIMUS_CONTROL_SHARE", raising=False)
+    return prefix
+
+
+def resolve(name: str, **arguments: str) -> Interpreter:
+    interpreter = Interpreter(LaunchContext(arguments))
+    interpreter.run_file(LAUNCH_DIR / name)
+    return interpreter
+
+
+def parameters(cmd: list[str]) -> dict[str, object]:
+    """-p name:=value pairs, values read as YAML like rcl does (later ones win)."""
+    out: dict[str, object] = {}
+    for flag, value in zip(cmd, cmd[1:]):
+        if flag == "-p":
+            name, _, text = value.partition(":=")
+            out[name] = yaml.safe_load(text)
+    return out
+
+
+def test_every_shipped_launch_file_is_covered():
+    assert sorted(p.name for p in LAUNCH_DIR.glob("*.launch.xml")) == sorted(EXPECTED_NODES)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_NODES))
+def test_shipped_file_resolves_with_defaults(name, stub_prefix):
+    interpreter = resolve(name)
+    assert [p.label for p in interpreter.processes] == EXPECTED_NODES[name]
+    for process in interpreter.processes:
+        node = process.node_name
+        assert process.cmd[0] == str(stub_prefix / "lib" / "optimus_control" / node)
+        assert process.output == "screen" and process.on_exit_shutdown
+        assert process.namespace == "/"
+        ros_args = process.ros_args
+        assert ros_args[:4] == ["-r", f"__node:={node}", "-r", "__ns:=/"]
+        params_file = Path(ros_args[ros_args.index("--params-file") + 1])
+        assert params_file.name == f"{node}.yaml" and params_file.is_file()
+        assert ["--ros-args", "--log-level", "info"] == process.cmd[1:4]
+        assert parameters(process.cmd) == {"use_sim_time": True, **NODE_PARAMETERS[node]}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_NODES))
+def test_shipped_file_takes_overrides(name, stub_prefix):
+    overrides = {"scene": "/tmp/my_scene.yaml", "job": "stack_boxes", "seed": "42", "gui": "true",
+                 "mode": "realtime", "robot_config": "other.yaml", "log_level": "debug", "namespace": "robot1",
+                 "bus_name": "bus2", "use_sim_time": "false"}
+    interpreter = resolve(name, **overrides)
+    expected_values = {"scene": "/tmp/my_scene.yaml", "job": "stack_boxes", "seed": 42, "gui": True,
+                       "mode": "realtime", "robot_config": "other.yaml", "bus_name": "bus2"}
+    for process in interpreter.processes:
+        node = process.node_name
+        assert process.namespace == "/robot1"
+        assert ["--log-level", "debug"] == process.cmd[2:4]
+        want = {k: expected_values[k] for k in NODE_PARAMETERS[node]}
+        assert parameters(process.cmd) == {"use_sim_time": False, **want}
+
+
+def test_invalid_choice_is_rejected_before_anything_starts(stub_prefix):
+    with pytest.raises(LaunchError, match="'mode' is 'fast'"):
+        resolve("sim.launch.xml", mode="fast")
+    with pytest.raises(LaunchError, match="'gui' is 'yes'"):
+        resolve("factory_demo.launch.xml", gui="yes")
+
+
+def test_factory_demo_ends_with_the_planner():
+    interpreter = Interpreter(LaunchContext({}), resolve_executables=False)
+    interpreter.run_file(LAUNCH_DIR / "factory_demo.launch.xml")
+    planner = next(p for p in interpreter.processes if p.label == "task_planner")
+    assert planner.on_exit_shutdown
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_parameter_files_declare_the_node_parameters_with_the_launch_defaults(node):
+    data = yaml.safe_load((CONFIG_DIR / f"{node}.yaml").read_text())
+    values = data[f"/**/{node}"]["ros__parameters"]
+    for key, default in NODE_PARAMETERS[node].items():
+        assert values[key] == default, f"config/{node}.yaml: {key}"
+    for launch_file, nodes in EXPECTED_NODES.items():
+        if node not in nodes:
+            continue
+        defaults = {a.name: a.default for a in declared_arguments(LAUNCH_DIR / launch_file)}
+        for key, default in NODE_PARAMETERS[node].items():
+            assert yaml.safe_load(defaults[key]) == default, f"{launch_file}: argument {key}"
+
+
+def test_show_args_lists_arguments_of_the_file_and_its_includes():
+    text = show_arguments(LAUNCH_DIR / "factory_demo.launch.xml", {})
+    for name in ("scene", "job", "seed", "gui", "mode", "robot_config", "log_level", "namespace"):
+        assert f"'{name}':" in text
+    assert "(default: 'sorting_cell')" in text and "Valid choices are: ['lockstep', 'realtime']" in text
+    assert "Job: a name under config/jobs/" in text
+
+
+def test_cli_finds_files_like_ros2_launch(stub_prefix):
+    assert find_launch_file(["sim.launch.xml"]) == LAUNCH_DIR / "sim.launch.xml"
+    assert find_launch_file(["optimus_control", "sim.launch.xml"]) == LAUNCH_DIR / "sim.launch.xml"
+    assert find_launch_file([str(LAUNCH_DIR / "sim.launch.xml")]) == LAUNCH_DIR / "sim.launch.xml"
+    with pytest.raises(LaunchError, match="did you mean 'sim.launch.xml'"):
+        find_launch_file(["sim.lanch.xml"])
+    words, overrides = split_target(["optimus_control", "sim.launch.xml", "gui:=true", "scene:=a:=b"])
+    assert words == ["optimus_control", "sim.launch.xml"] and overrides == {"gui": "true", "scene": "a:=b"}
+
+
+def test_cli_print_and_error_exit_status(stub_prefix, capsys):
+    assert main(["optimus_control", "sim.launch.xml", "--print", "seed:=7"]) == 0
+    out = capsys.readouterr().out
+    assert "[sim]" in out and "[whole_body_controller]" in out and "seed:=7" in out
+    assert main(["sim.launch.xml", "--print", "mode:=fast"]) == 2
+    assert "optimus-launch: error:" in capsys.readouterr().err
+
+
+def test_own_executables_resolve_in_this_python_environment(monkeypatch):
+    """pip layout: the console scripts of the installed optimus_control distribution (needs
+    `make setup` / `pip install -e .` after the entry points were added to setup.py)."""
+    monkeypatch.setenv("AMENT_PREFIX_PATH", "")
+    for node in NODES:
+        try:
+            argv = resolve_executable("optimus_control", node)
+        except LaunchError as exc:
+            pytest.fail(f"{exc}\n(re-install the package: make setup, or .venv/bin/pip install -e .)")
+        assert argv[0] in (str(Path(sys.prefix) / "bin" / node), sys.executable)
+
+
+# --- colcon layout ----------------------------------------------------------------------------
+
+
+COLCON = Path(sys.prefix) / "bin" / "colcon"
+
+
+@pytest.mark.skipif(not COLCON.exists(), reason="colcon is not installed in this Python environment")
+def test_colcon_build_installs_launch_files_and_executables_where_ros2_looks(tmp_path):
+    build = subprocess.run(
+        [str(COLCON), "--log-base", str(tmp_path / "log"), "build", "--paths", str(REPO),
+         "--build-base", str(tmp_path / "build"), "--install-base", str(tmp_path / "install"),
+         "--event-handlers", "console_direct-"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    prefix = tmp_path / "install" / "optimus_control"
+    share = prefix / "share" / "optimus_control"
+    for name in EXPECTED_NODES:
+        assert (share / "launch" / name).is_file(), name
+    for node in NODES:
+        assert (share / "config" / f"{node}.yaml").is_file()
+        exe = prefix / "lib" / "optimus_control" / node
+        assert exe.is_file() and os.access(exe, os.X_OK), exe
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "optimus_control").is_file()
+
+    # The installed launcher, in the environment `source install/setup.bash` gives, resolves everything
+    # to the install space: the launch file, the parameter files and the executables.
+    site = next((prefix / "lib").glob("python3*/site-packages"))
+    env = {k: v for k, v in os.environ.items() if k not in ("OPTIMUS_CONTROL_SHARE", "PYTHONPATH")}
+    env.update(AMENT_PREFIX_PATH=str(prefix), PYTHONPATH=str(site))
+    launcher = prefix / "lib" / "optimus_control" / "optimus-launch"
+    assert launcher.is_file()
+    run = subprocess.run([str(launcher), "optimus_control", "factory_demo.launch.xml", "--print"], env=env,
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    for node in NODES:
+        assert f"{prefix}/lib/optimus_control/{node} " in run.stdout
+        assert f"--params-file {share}/config/{node}.yaml" in run.stdout
+    assert f"{share}/launch/sim_node.launch.xml" in run.stdout
+    assert str(REPO / "config") not in run.stdout
+    shutil.rmtree(tmp_path / "build", ignore_errors=True)
+
+
+def test_cli_warns_about_undeclared_arguments(stub_prefix, capsys):
+    assert main(["sim.launch.xml", "--print", "secne:=x"]) == 0
+    assert "argument 'secne' is not declared" in capsys.readouterr().err

@@ -1,0 +1,182 @@
+"""The shared-memory joint bus (robot side in Python, loop in C) and bit-for-bit lockstep runs."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pinocchio as pin
+import pytest
+
+from optimus_control.errors import RealTimeError
+from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, RobotBus, ShmTransport, connect_transport
+
+DT = 0.001
+
+
+def bus_name(tag: str) -> str:
+    return f"optimus_test_{tag}_{os.getpid()}"
+
+
+@pytest.fixture(scope="module")
+def dyn(robot):
+    return Dynamics.from_robot_model(robot)
+
+
+def run_scenario(robot, dyn, name: str, ticks: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Robot side in this thread (toy joint dynamics driven by the commands), the loop in its native
+    lockstep thread; references refreshed every 4 ticks between a command and the next state."""
+    n = robot.n_joints
+    bus = RobotBus.create(name, n, len(robot.config.feet))
+    transport = ShmTransport(name, n, len(robot.config.feet))
+    loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="lockstep", lock_memory=False))
+    q_full = robot.standing_configuration()
+    rng = np.random.default_rng(11)
+    q, v = q_full[7:] + rng.uniform(-0.02, 0.02, n), np.zeros(n)
+    refs = dict(qdd=np.zeros(dyn.nv), q=q_full[7:], v=np.zeros(n), kp=robot.kp, kd=robot.kd,
+                contact_wrenches=np.tile([0.0, 0.0, 300.0, 0.0, 0.0, 0.0], (2, 1)), contacts_active=[1.0, 1.0],
+                base_pose=q_full[:7], base_twist=np.zeros(6))
+    loop.set_references(**refs)
+    torques, states = [], []
+    try:
+        loop.start()
+        for k in range(ticks):
+            bus.q[:], bus.v[:] = q, v
+            bus.foot_wrench[:, 2] = 300.0 + k
+            tick = bus.publish_state(k * DT)
+            assert bus.wait_command(tick, 5.0), f"no command for tick {tick}"
+            assert bus.command_tick == tick
+            tau = bus.read_command()
+            torques.append(tau)
+            states.append(q.copy())
+            v = v + DT * (tau - 2.0 * v) / 0.5  # toy joint dynamics: the command drives the state
+            q = np.clip(q + DT * v, robot.limits.lower, robot.limits.upper)
+            if k % 4 == 3:
+                loop.set_references(qdd=0.01 * np.sin(k) * np.ones(dyn.nv), base_pose=q_full[:7],
+                                    base_twist=np.zeros(6))
+        assert loop.status().state == LoopState.RUNNING
+        assert bus.controller_connected and bus.controller_state == LoopState.RUNNING
+        state = loop.read_state()
+        assert state.tick == ticks and state.foot_wrench[1, 2] == 300.0 + ticks - 1
+    finally:
+        loop.close()
+        transport.close()
+        bus.close()
+    return np.array(torques), np.array(states)
+
+
+def test_lockstep_runs_are_bit_for_bit_identical(robot, dyn):
+    tau_a, q_a = run_scenario(robot, dyn, bus_name("det_a"))
+    tau_b, q_b = run_scenario(robot, dyn, bus_name("det_b"))
+    assert np.array_equal(tau_a, tau_b)
+    assert np.array_equal(q_a, q_b)
+    assert np.ptp(tau_a, axis=0).max() > 1.0  # the scenario actually moves
+
+
+def test_first_lockstep_command_is_the_control_law(robot, dyn):
+    name = bus_name("law")
+    n = robot.n_joints
+    bus = RobotBus.create(name, n, 2)
+    transport = ShmTransport(name, n, 2)
+    loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="lockstep", lock_memory=False))
+    try:
+        assert bus.command_tick == -1 and not bus.controller_connected
+        np.testing.assert_array_equal(bus.read_command(), np.zeros(n))
+        q_full = robot.standing_configuration()
+        q = q_full[7:] + 0.01
+        v = np.linspace(-0.3, 0.3, n)
+        f = np.array([[5.0, -3.0, 320.0, 1.0, -2.0, 0.5], [-4.0, 2.0, 280.0, -1.0, 1.5, 0.0]])
+        loop.set_references(qdd=np.full(dyn.nv, 0.1), q=q_full[7:], v=np.zeros(n), kp=robot.kp, kd=robot.kd,
+                            contact_wrenches=f, contacts_active=[1, 1], base_pose=q_full[:7], base_twist=np.zeros(6))
+        loop.start()
+        bus.q[:], bus.v[:] = q, v
+        tick = bus.publish_state(0.0)
+        assert bus.wait_command(tick, 5.0)
+        model, data = robot.model, robot.model.createData()
+        qq, vv = np.concatenate([q_full[:7], q]), np.concatenate([np.zeros(6), v])
+        expected = pin.rnea(model, data, qq, vv, np.full(dyn.nv, 0.1)).copy()
+        for foot, w in zip(robot.config.feet, f):
+            expected -= pin.computeFrameJacobian(model, data, qq, robot.frame_id(foot.frame), pin.LOCAL).T @ w
+        expected = expected[6:] + robot.kp * (q_full[7:] - q) - robot.kd * v
+        expected = np.clip(expected, -dyn.effort_limits, dyn.effort_limits)
+        np.testing.assert_allclose(bus.read_command(), expected, rtol=1e-9, atol=1e-9)
+        loop.stop()
+        assert bus.controller_state == LoopState.STOPPED and not bus.controller_connected
+        np.testing.assert_array_equal(bus.read_command(), np.zeros(n))  # the STOPPED command
+    finally:
+        loop.close()
+        transport.close()
+        bus.close()
+
+
+def test_bus_errors_are_clear(robot):
+    name = bus_name("err")
+    with pytest.raises(RealTimeError, match="start the robot side first"):
+        ShmTransport(name, robot.n_joints, 2)
+    with pytest.raises(RealTimeError, match="does not exist"):
+        RobotBus.attach(name)
+    with pytest.raises(RealTimeError, match="must be 1-200 characters"):
+        RobotBus.create("bad/name", 3, 0)
+    bus = RobotBus.create(name, 5, 1)
+    try:
+        with pytest.raises(RealTimeError, match="joint/foot counts differ"):
+            ShmTransport(name, 6, 1)
+        again = RobotBus.create(name, 5, 1)  # replaces a stale segment of the same name
+        assert again.publish_state(0.0) == 1
+        attached = RobotBus.attach(name)
+        assert attached.publish_state(0.1) == 2  # the tick sequence continues
+        attached.close(unlink=False)
+        again.close(unlink=False)
+    finally:
+        bus.close()
+    assert not os.path.exists(f"/dev/shm/{name}")
+    with pytest.raises(RealTimeError, match="closed"):
+        bus.publish_state(0.0)
+
+
+def test_lockstep_thread_faults_when_the_robot_goes_silent(robot, dyn):
+    name = bus_name("silent")
+    n = robot.n_joints
+    bus = RobotBus.create(name, n, 2)
+    transport = ShmTransport(name, n, 2)
+    loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="lockstep", lock_memory=False, damping_kd=3.0,
+                                                    lockstep_timeout_s=0.2))
+    try:
+        loop.start()
+        time.sleep(0.3)  # no state yet: waiting is not a fault
+        assert loop.status().state == LoopState.INIT
+        bus.v[:] = 0.2
+        assert bus.wait_command(bus.publish_state(0.0), 5.0)
+        deadline = time.monotonic() + 10.0
+        while loop.status().state != LoopState.FAULT and time.monotonic() < deadline:
+            time.sleep(0.01)
+        status = loop.status()
+        assert status.state == LoopState.FAULT and status.reason.name == "TRANSPORT_SILENT"
+        assert bus.controller_state == LoopState.FAULT
+        np.testing.assert_allclose(bus.read_command(), np.clip(-3.0 * 0.2, -dyn.effort_limits, dyn.effort_limits))
+    finally:
+        loop.close()
+        transport.close()
+        bus.close()
+
+
+def test_connect_transport_waits_for_the_robot_side(robot):
+    import threading
+
+    name = bus_name("connect")
+    with pytest.raises(RealTimeError, match="start the robot side first"):
+        connect_transport(name, 4, 1, timeout_s=0.1)
+    created = []
+    timer = threading.Timer(0.2, lambda: created.append(RobotBus.create(name, 4, 1)))
+    timer.start()
+    try:
+        transport = connect_transport(name, 4, 1, timeout_s=10.0)
+        assert transport.is_open and transport.n_joints == 4
+        transport.close()
+        with pytest.raises(RealTimeError, match="joint/foot counts differ"):
+            connect_transport(name, 5, 1, timeout_s=10.0)  # a real mismatch fails at once
+    finally:
+        timer.join()
+        for bus in created:
+            bus.close()

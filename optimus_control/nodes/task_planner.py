@@ -1,0 +1,415 @@
+"""task_planner: runs a job file with the planning library, talking to the controller and perception.
+
+Thin adapter: every topic name and message conversion of the planner is in the first half of this
+module (``TOPICS``, ``RosController``, ``RosPerception`` and the ``*_from_msg`` / ``*_to_msg``
+functions); the logic is in :mod:`optimus_control.planning`.
+
+Interface (standard messages only):
+
+========================================  ====================================  ==========================
+topic / service                           type                                  notes
+========================================  ====================================  ==========================
+/perception/objects (in)                  visualization_msgs/MarkerArray        odom; ns = class, id = track,
+                                                                                pose = centre, scale = size;
+                                                                                each message = all current
+                                                                                tracks; DELETE = lost;
+                                                                                text "held" / "lost" = state
+/odom (in)                                nav_msgs/Odometry                     base_link pose in odom
+/wbc/status (in)                          diagnostic_msgs/DiagnosticArray       one status per task, name
+                                                                                "hand_<hand>" or "<hand>_hand",
+                                                                                "gaze", ... ("prefix: " ignored);
+                                                                                keys goal_reached (true/false),
+                                                                                tracking_error_m, goal_stamp
+                                                                                (goal header stamp, s, opt.),
+                                                                                clamped (true = unreachable);
+                                                                                level ERROR = fault
+/diagnostics (in)                         diagnostic_msgs/DiagnosticArray       ERROR from a status whose name
+                                                                                starts with controller_prefix
+                                                                                = controller fault
+/wbc/<hand>_hand/target (out)             geometry_msgs/PoseStamped             gripper frame target, odom
+/wbc/<hand>_gripper/command (out)         std_msgs/Float64MultiArray            [finger_position_m,
+                                                                                max_force_n]; pad gap = 2x
+/wbc/gaze/target (out)                    geometry_msgs/PointStamped            odom
+/wbc/posture (out)                        std_msgs/String                       preset name (on a stop)
+/task/status (out)                        diagnostic_msgs/DiagnosticArray       see planning/status.py
+/diagnostics (out)                        diagnostic_msgs/DiagnosticArray       "task_planner: job" entry
+/task/start, /task/cancel                 std_srvs/Trigger
+========================================  ====================================  ==========================
+
+Subscriptions use best-effort QoS (they match reliable and best-effort publishers); goals and status
+are published reliable. A job file that does not validate stops the node (exit code 2) before any
+publisher exists, so nothing moves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import threading
+
+import numpy as np
+import rclpy
+import rclpy.executors
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PointStamped, PoseStamped
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
+
+from optimus_control.errors import OptimusError
+from optimus_control.model import RobotModel
+from optimus_control.planning import (
+    ControllerStatus,
+    GraspParams,
+    PerceivedObject,
+    PerceptionSnapshot,
+    Pose,
+    SkillParams,
+    StatusEntry,
+    TaskExecutive,
+    TaskStatus,
+    WorkspaceParams,
+    WorldParams,
+    episode_summary,
+    load_job,
+    task_status,
+    write_run_report,
+)
+from optimus_control.planning.interfaces import HELD, LOST, TRACKED
+
+TOPICS = {
+    "objects": "/perception/objects",
+    "odom": "/odom",
+    "wbc_status": "/wbc/status",
+    "diagnostics": "/diagnostics",
+    "hand_target": "/wbc/{hand}_hand/target",
+    "gripper_command": "/wbc/{hand}_gripper/command",
+    "gaze_target": "/wbc/gaze/target",
+    "posture": "/wbc/posture",
+    "task_status": "/task/status",
+    "start": "/task/start",
+    "cancel": "/task/cancel",
+}
+SENSOR_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+# ---- message conversions --------------------------------------------------------------------------
+def stamp_to_s(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def s_to_stamp(t_s: float) -> Time:
+    sec = math.floor(t_s)
+    return Time(sec=int(sec), nanosec=min(int(round((t_s - sec) * 1e9)), 999_999_999))
+
+
+def pose_to_msg(pose: Pose, frame: str, t_s: float) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.frame_id, msg.header.stamp = frame, s_to_stamp(t_s)
+    p, q = pose.position, pose.quaternion_xyzw
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in p)
+    msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = (float(v) for v in q)
+    return msg
+
+
+def pose_from_msg(pose) -> Pose:
+    o = pose.orientation
+    return Pose.from_position_quaternion([pose.position.x, pose.position.y, pose.position.z], [o.x, o.y, o.z, o.w])
+
+
+def snapshot_from_msg(msg: MarkerArray, class_map: dict[str, str], frame: str, now_s: float) -> PerceptionSnapshot:
+    """MarkerArray -> snapshot; markers in another frame are ignored (the caller warns)."""
+    objects, stamps = [], []
+    for m in msg.markers:
+        if m.action == Marker.DELETEALL or m.header.frame_id != frame:
+            continue
+        stamps.append(stamp_to_s(m.header.stamp))
+        state = LOST if m.action == Marker.DELETE else TRACKED
+        text = m.text.lower()
+        if "lost" in text:
+            state = LOST
+        elif "held" in text and state != LOST:
+            state = HELD
+        try:
+            pose = pose_from_msg(m.pose)
+        except ValueError:
+            continue  # a DELETE marker may carry an all-zero quaternion
+        objects.append(PerceivedObject(m.id, class_map.get(m.ns, m.ns), pose,
+                                       np.array([m.scale.x, m.scale.y, m.scale.z]), state))
+    return PerceptionSnapshot(max(stamps) if stamps else now_s, tuple(objects))
+
+
+def task_name(status_name: str) -> str:
+    """Controller status name -> planning task name: 'whole_body_controller: hand_left' -> 'left_hand'.
+
+    A 'prefix: ' or 'prefix/' is dropped; 'hand_<hand>' and 'gripper_<hand>' (the controller library's
+    task names) become '<hand>_hand' and '<hand>_gripper'; other names are kept.
+    """
+    name = status_name.rsplit(":", 1)[-1].rsplit("/", 1)[-1].strip()
+    for kind in ("hand", "gripper"):
+        if name.startswith(f"{kind}_"):
+            return f"{name.removeprefix(kind + '_')}_{kind}"
+    return name
+
+
+def controller_status_from_msg(msg: DiagnosticArray, now_s: float) -> ControllerStatus:
+    tasks, fault = {}, None
+    for s in msg.status:
+        values = {kv.key: kv.value for kv in s.values}
+        if s.level == DiagnosticStatus.ERROR:
+            fault = f"{s.name}: {s.message}"
+        if "goal_reached" not in values:
+            continue
+        reached = values["goal_reached"].strip().lower() in ("true", "1", "yes")
+        err = _float(values.get("tracking_error_m", values.get("position_error_m")))
+        goal = _float(values.get("goal_stamp"))
+        clamped = values.get("clamped", "false").strip().lower() in ("true", "1", "yes")
+        tasks[task_name(s.name)] = TaskStatus(reached, err, None if math.isnan(goal) else goal, clamped)
+    stamp = stamp_to_s(msg.header.stamp) if (msg.header.stamp.sec or msg.header.stamp.nanosec) else now_s
+    return ControllerStatus(stamp, tasks, fault)
+
+
+def status_to_msg(entries: list[StatusEntry], t_s: float) -> DiagnosticArray:
+    msg = DiagnosticArray()
+    msg.header.stamp = s_to_stamp(t_s)
+    for e in entries:
+        msg.status.append(DiagnosticStatus(level=bytes([e.level]), name=e.name, message=e.message,
+                                           hardware_id="task_planner",
+                                           values=[KeyValue(key=k, value=v) for k, v in e.values.items()]))
+    return msg
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# ---- protocol implementations -----------------------------------------------------------------------
+class RosController:
+    """ControllerClient over the whole-body controller's topics."""
+
+    def __init__(self, node: Node, hands: list[str], frame: str, controller_prefix: str):
+        self.node, self.frame, self.prefix = node, frame, controller_prefix
+        self._lock = threading.Lock()
+        self._status: ControllerStatus | None = None
+        self._diag_fault: str | None = None
+        self._base: Pose | None = None
+        self._hand_pub = {h: node.create_publisher(PoseStamped, TOPICS["hand_target"].format(hand=h), COMMAND_QOS)
+                          for h in hands}
+        self._grip_pub = {h: node.create_publisher(Float64MultiArray, TOPICS["gripper_command"].format(hand=h),
+                                                   COMMAND_QOS) for h in hands}
+        self._gaze_pub = node.create_publisher(PointStamped, TOPICS["gaze_target"], COMMAND_QOS)
+        self._posture_pub = node.create_publisher(String, TOPICS["posture"], COMMAND_QOS)
+        node.create_subscription(DiagnosticArray, TOPICS["wbc_status"], self._on_status, SENSOR_QOS)
+        node.create_subscription(DiagnosticArray, TOPICS["diagnostics"], self._on_diagnostics, SENSOR_QOS)
+        node.create_subscription(Odometry, TOPICS["odom"], self._on_odom, SENSOR_QOS)
+
+    def _now(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def _on_status(self, msg: DiagnosticArray) -> None:
+        status = controller_status_from_msg(msg, self._now())
+        with self._lock:
+            self._status = status
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        faults = [f"{s.name}: {s.message}" for s in msg.status
+                  if s.name.startswith(self.prefix) and s.level == DiagnosticStatus.ERROR]
+        mine = [s for s in msg.status if s.name.startswith(self.prefix)]
+        if mine:
+            with self._lock:
+                self._diag_fault = faults[0] if faults else None
+
+    def _on_odom(self, msg: Odometry) -> None:
+        try:
+            pose = pose_from_msg(msg.pose.pose)
+        except ValueError:
+            return
+        with self._lock:
+            self._base = pose
+
+    def send_hand_target(self, hand: str, pose: Pose, stamp_s: float) -> None:
+        self._hand_pub[hand].publish(pose_to_msg(pose, self.frame, stamp_s))
+
+    def send_gripper(self, hand: str, finger_position_m: float, max_force_n: float, stamp_s: float) -> None:
+        self._grip_pub[hand].publish(Float64MultiArray(data=[float(finger_position_m), float(max_force_n)]))
+
+    def send_gaze(self, point_m, stamp_s: float) -> None:
+        msg = PointStamped()
+        msg.header.frame_id, msg.header.stamp = self.frame, s_to_stamp(stamp_s)
+        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in point_m)
+        self._gaze_pub.publish(msg)
+
+    def send_posture(self, preset: str, stamp_s: float) -> None:
+        self._posture_pub.publish(String(data=preset))
+
+    def status(self) -> ControllerStatus | None:
+        with self._lock:
+            status, fault = self._status, self._diag_fault
+        if status is None or fault is None or status.fault:
+            return status
+        return dataclasses.replace(status, fault=fault)
+
+    def base_pose(self) -> Pose | None:
+        with self._lock:
+            return self._base
+
+
+class RosPerception:
+    """PerceptionClient over /perception/objects."""
+
+    def __init__(self, node: Node, frame: str, class_map: dict[str, str]):
+        self.node, self.frame, self.class_map = node, frame, class_map
+        self._snapshot: PerceptionSnapshot | None = None
+        self._lock = threading.Lock()
+        node.create_subscription(MarkerArray, TOPICS["objects"], self._on_objects, SENSOR_QOS)
+
+    def _on_objects(self, msg: MarkerArray) -> None:
+        wrong = {m.header.frame_id for m in msg.markers if m.header.frame_id != self.frame and m.action != Marker.DELETEALL}
+        if wrong:
+            self.node.get_logger().warning(f"{TOPICS['objects']}: ignoring markers in frame(s) {sorted(wrong)}; "
+                                           f"expected '{self.frame}'", throttle_duration_sec=5.0)
+        snap = snapshot_from_msg(msg, self.class_map, self.frame, self.node.get_clock().now().nanoseconds * 1e-9)
+        with self._lock:
+            self._snapshot = snap
+
+    def snapshot(self) -> PerceptionSnapshot | None:
+        with self._lock:
+            return self._snapshot
+
+
+# ---- the node ---------------------------------------------------------------------------------------
+class TaskPlannerNode(Node):
+    def __init__(self):
+        super().__init__("task_planner")
+        p = self._declare_basic()
+        self.job = load_job(p["job"], p["object_classes"] or None)  # ConfigError before anything moves
+        robot = RobotModel.load(p["robot_config"])
+        hands = [h.name for h in robot.config.hands]
+        class_map = dict(item.split("=", 1) for item in p["class_map"] if "=" in item)
+        self.controller = RosController(self, hands, p["world_frame"], p["controller_prefix"])
+        self.perception = RosPerception(self, p["world_frame"], class_map)
+        self.executive = TaskExecutive(
+            self.job, robot, self.controller, self.perception, self._now,
+            skill_params=self._declare_group("skill", SkillParams()),
+            world_params=self._declare_group("world", WorldParams()),
+            grasp_params=self._declare_group("grasp", dataclasses.replace(
+                GraspParams(), max_finger_opening_m=robot.config.gripper.open_position)),
+            workspace_params=self._declare_group("workspace", WorkspaceParams()),
+        )
+        self.autostart, self.report_dir = p["autostart"], p["report_dir"]
+        self._status_pub = self.create_publisher(DiagnosticArray, TOPICS["task_status"], COMMAND_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, TOPICS["diagnostics"], COMMAND_QOS)
+        self.create_service(Trigger, TOPICS["start"], self._on_start)
+        self.create_service(Trigger, TOPICS["cancel"], self._on_cancel)
+        self._lock = threading.Lock()
+        self._last_state = None
+        self._reported = True
+        self.create_timer(1.0 / p["tick_rate_hz"], self._tick)
+        self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
+        how = "starting when the controller and perception are up" if self.autostart else f"call {TOPICS['start']}"
+        self.get_logger().info(f"job '{self.job.name}' from {self.job.source} is valid; {how}")
+
+    def _declare_basic(self) -> dict:
+        defaults = {
+            "job": "sort_by_colour", "robot_config": "optimus.yaml", "world_frame": "odom",
+            "object_classes": ["red", "green", "blue", "yellow", "orange", "purple", "bin"],  # perception's defaults
+            "class_map": [""], "controller_prefix": "whole_body_controller", "autostart": False,
+            "tick_rate_hz": 10.0, "status_rate_hz": 2.0, "report_dir": "runs",
+        }
+        return {k: self.declare_parameter(k, v).value for k, v in defaults.items()}
+
+    def _declare_group(self, prefix: str, defaults):
+        values = {f.name: self.declare_parameter(f"{prefix}.{f.name}", getattr(defaults, f.name)).value
+                  for f in dataclasses.fields(defaults)}
+        return dataclasses.replace(defaults, **values)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_start(self, request, response):
+        if self._now() <= 0.0:
+            response.success, response.message = False, "the clock has not started (use_sim_time and no /clock yet)"
+            return response
+        with self._lock:
+            response.success, response.message = self.executive.start()
+            self._reported = False
+        self.get_logger().info(response.message)
+        self._publish_status()
+        return response
+
+    def _on_cancel(self, request, response):
+        with self._lock:
+            response.success, response.message = self.executive.cancel()
+        self.get_logger().info(response.message)
+        return response
+
+    def _tick(self) -> None:
+        if self._now() <= 0.0:
+            return  # sim clock not started yet
+        with self._lock:
+            if self.autostart and self.executive.record.state == "idle" and self.controller.status() is not None \
+                    and self.controller.base_pose() is not None and self.perception.snapshot() is not None:
+                self.autostart = False
+                ok, message = self.executive.start()
+                self._reported = False
+                self.get_logger().info(message)
+            self.executive.tick()
+            record = self.executive.record
+            changed = (record.state, record.step) != self._last_state
+            self._last_state = (record.state, record.step)
+            finished = record.finished and not self._reported
+            if finished:
+                self._reported = True
+        if changed:
+            self._publish_status()
+        if finished:
+            self._finish_episode()
+
+    def _finish_episode(self) -> None:
+        ex, record = self.executive, self.executive.record
+        log = self.get_logger().info if record.state == "succeeded" else self.get_logger().error
+        log(f"job '{self.job.name}' {record.state}: {record.reason}")
+        if self.report_dir:
+            try:
+                folder = write_run_report(episode_summary(ex.job, ex.world, record, self._now()), self.report_dir)
+                self.get_logger().info(f"run report written to {folder}")
+            except OSError as exc:
+                self.get_logger().error(f"cannot write the run report under '{self.report_dir}': {exc}")
+
+    def _publish_status(self) -> None:
+        now = self._now()
+        with self._lock:
+            ex = self.executive
+            entries = task_status(ex.job, ex.world, ex.record, now)
+        self._status_pub.publish(status_to_msg(entries, now))
+        self._diag_pub.publish(status_to_msg(entries[:1], now))
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    try:
+        node = TaskPlannerNode()
+    except OptimusError as exc:
+        print(f"task_planner: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        sys.exit(2)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Per-image arrays shared by the pipeline stages (computed once per frame)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from optimus_control.perception.camera_model import PinholeCamera
+
+_LAB_SCALE = np.array([100.0 / 255.0, 1.0, 1.0], dtype=np.float32)
+_LAB_OFFSET = np.array([0.0, 128.0, 128.0], dtype=np.float32)
+
+
+@dataclass
+class FrameData:
+    """Everything derived from one RGB-D image and the camera pose; all arrays (H, W[, k])."""
+
+    camera: PinholeCamera
+    depth_m: np.ndarray  # float32, 0 where invalid
+    valid: np.ndarray  # bool: finite depth within range
+    points_odom: np.ndarray  # float32 (3, H, W): x, y, z planes (planar layout keeps per-axis maths contiguous)
+    lab_u8: np.ndarray  # uint8 (H, W, 3) OpenCV 8-bit Lab; lab_to_float() gives CIE units for a window
+    horizontal: np.ndarray  # bool: surface normal within tolerance of odom +z
+    horizontal_half: np.ndarray  # the same on the half-resolution grid [::2, ::2] where it is computed
+    area_factor: np.ndarray  # float32: area [m^2] a pixel covers on a horizontal plane = depth^2 x this
+    robot_mask: np.ndarray  # bool: pixels seeing the robot itself
+
+    @property
+    def z_m(self) -> np.ndarray:
+        return self.points_odom[2]
+
+    def area_if_horizontal_m2(self, rows: slice | None = None, cols: slice | None = None) -> np.ndarray:
+        """Metric area each pixel (of an optional sub-window) covers if its surface is horizontal."""
+        rows, cols = rows or slice(None), cols or slice(None)
+        d = self.depth_m[rows, cols]
+        return d * d * self.area_factor[rows, cols]
+
+
+def compute_frame_data(camera: PinholeCamera, rgb: np.ndarray, depth_m: np.ndarray, camera_rotation: np.ndarray,
+                       camera_position_m: np.ndarray, min_depth_m: float, max_depth_m: float,
+                       horizontal_tolerance_deg: float) -> FrameData:
+    """Back-project, transform to odom, estimate which pixels are horizontal and their metric areas."""
+    depth = np.asarray(depth_m, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(depth) & (depth > min_depth_m) & (depth < max_depth_m)
+    depth = np.where(valid, depth, np.float32(0.0))
+    # Isolated invalid pixels (sensor dropouts) with at least 5 valid neighbours out of 8 take the median of
+    # their 3x3 window, so dropouts neither split objects nor read as occluders; larger holes stay invalid.
+    valid_u8 = valid.view(np.uint8)
+    n_valid = cv2.boxFilter(valid_u8, cv2.CV_16U, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    fill = ~valid & (n_valid >= 5)
+    if fill.any():
+        median = cv2.medianBlur(depth, 3)
+        fill &= median > min_depth_m
+        depth[fill] = median[fill]
+        valid = valid | fill
+    rx, ry = camera.ray_slopes
+    rot = np.asarray(camera_rotation, dtype=np.float32)
+    pos = np.asarray(camera_position_m, dtype=np.float32)
+    points = np.empty((3,) + depth.shape, dtype=np.float32)
+    for k in range(3):
+        coeff = rx * rot[k, 0]
+        coeff += ry * rot[k, 1]
+        coeff += rot[k, 2]
+        np.multiply(coeff, depth, out=points[k])
+        points[k] += pos[k]
+    # Horizontal surfaces, on a half-resolution grid (4x cheaper; the stencil spans 2 px each side at full
+    # resolution): both image-direction tangents of the surface rise less than tan(tolerance).
+    hx, hy, hz = points[0, ::2, ::2], points[1, ::2, ::2], points[2, ::2, ::2]
+    tan2 = np.float32(np.tan(np.radians(horizontal_tolerance_deg)) ** 2)
+    flat = np.zeros(hz.shape, dtype=bool)
+    ux, uy, uz = (a[1:-1, 2:] - a[1:-1, :-2] for a in (hx, hy, hz))
+    vx, vy, vz = (a[2:, 1:-1] - a[:-2, 1:-1] for a in (hx, hy, hz))
+    flat[1:-1, 1:-1] = (uz * uz <= tan2 * (ux * ux + uy * uy)) & (vz * vz <= tan2 * (vx * vx + vy * vy))
+    valid_half = cv2.erode(valid[::2, ::2].astype(np.uint8), np.ones((3, 3), np.uint8))  # stencil inside valid depth
+    flat &= valid_half.astype(bool)
+    horizontal = cv2.resize(flat.astype(np.uint8), (depth.shape[1], depth.shape[0]),
+                            interpolation=cv2.INTER_NEAREST).astype(bool) & valid
+    # Area a pixel covers on a horizontal plane: its solid angle times range^2 over the cosine of incidence,
+    # which simplifies to z^2 / (fx fy |n . r|), n = odom +z in the optical frame, r = (x/z, y/z, 1).
+    dot = rx * rot[2, 0]
+    dot += ry * rot[2, 1]
+    dot += rot[2, 2]
+    np.abs(dot, out=dot)
+    np.maximum(dot, np.float32(1e-3), out=dot)
+    area_factor = np.float32(1.0 / (camera.fx * camera.fy)) / dot
+    # 8-bit Lab is 4x faster than float Lab and precise enough for colour classes.
+    lab_u8 = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2Lab)
+    return FrameData(camera, depth, valid, points, lab_u8, horizontal, flat, area_factor, np.zeros(depth.shape, dtype=bool))
+
+
+def lab_to_float(lab_u8: np.ndarray) -> np.ndarray:
+    """OpenCV 8-bit Lab -> float32 CIE Lab (L 0..100, a and b signed), any shape (..., 3)."""
+    lab = lab_u8.astype(np.float32)
+    lab *= _LAB_SCALE
+    lab -= _LAB_OFFSET
+    return lab

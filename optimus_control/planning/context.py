@@ -1,0 +1,100 @@
+"""State shared by the behaviours of one task tree.
+
+A plain object passed to each behaviour instead of the py_trees blackboard: the blackboard is
+process-global, and several executives (tests, dry runs) must not see each other's keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from optimus_control.planning.episode import EpisodeRecord
+from optimus_control.planning.interfaces import ControllerClient, PerceptionClient, TaskStatus
+from optimus_control.planning.job_spec import JobSpec
+from optimus_control.planning.planner import PickPlan, Planner
+from optimus_control.planning.world_model import WorldModel
+
+
+@dataclass(frozen=True)
+class SkillParams:
+    """Timeouts [s], tolerances [m], gripper force [N]; defaults suit a 10 Hz tick against the sim."""
+
+    goal_timeout_s: float = 15.0  # a hand goal not reached by then fails the skill
+    status_settle_s: float = 0.3  # without a goal-stamp echo, trust statuses this much newer than the goal
+    status_timeout_s: float = 2.0  # no controller status for this long while running -> fault
+    gaze_settle_s: float = 0.5
+    gaze_timeout_s: float = 2.0  # gaze not reported reached by then: carry on (perception still checks)
+    detect_settle_s: float = 0.3  # a scan uses snapshots this much newer than its start
+    detect_timeout_s: float = 5.0
+    grip_settle_s: float = 1.0  # time for the fingers to close or open
+    grip_force_n: float = 60.0
+    closed_position_m: float = 0.0  # per-finger command when closing on a box
+    replan_distance_m: float = 0.03  # the target box moved this far before the grasp: plan again
+    held_tolerance_m: float = 0.05  # box centre within this of where it should hang: it is held
+    drop_distance_m: float = 0.10  # box this far from the hand's path while carried: dropped
+    confirm_timeout_s: float = 3.0  # perception must confirm a grasp or a placement within this
+    grasp_confirm_wait_s: float = 1.5  # judge a grasp from snapshots this long after the lift (> perception's lost time)
+    accept_hidden_held: bool = True  # a box gone from its place after the lift counts as held (perception hides
+    #                                  objects in a closed gripper); False: only a box seen under the hand counts
+    lost_timeout_s: float = 3.0  # a pending box unseen for this long after a scan is given up as lost
+    max_replans_per_box: int = 5
+    max_scan_failures: int = 3  # consecutive failed scans before the job stops
+    hold_posture: str = "standing"  # controller posture preset sent when a job stops ("" = none)
+
+
+@dataclass
+class Failure:
+    reason: str
+    box_id: int | None = None
+    replan: bool = False  # the world changed before a grasp: plan again without using an attempt
+    scan: bool = False  # look/detect/plan failed: no box involved
+
+
+@dataclass
+class Stop:
+    state: str  # episode state to finish with
+    reason: str
+
+
+class TaskContext:
+    """Everything the behaviours of one episode read and write."""
+
+    def __init__(self, job: JobSpec, planner: Planner, world: WorldModel, record: EpisodeRecord,
+                 controller: ControllerClient, perception: PerceptionClient, clock: Callable[[], float],
+                 params: SkillParams, gripper_open_m: float):
+        self.job, self.planner, self.world, self.record = job, planner, world, record
+        self.controller, self.perception, self.clock, self.params = controller, perception, clock, params
+        self.gripper_open_m = gripper_open_m
+        self.plan: PickPlan | None = None
+        self.failure: Failure | None = None
+        self.stop: Stop | None = None
+        self.cancel_reason: str | None = None
+        self.work_done = False
+        self.hand_engaged = False  # the plan's hand has left home this cycle (recovery must bring it back)
+        self.attempt_counted = False  # this cycle's attempt on the planned box has been counted
+        self.last_hand_target = None  # last gripper target sent for the plan's hand
+        self.scan_failures = 0
+
+    def now(self) -> float:
+        return self.clock()
+
+    def task_status(self, task: str, sent_s: float) -> TaskStatus | None:
+        """The controller's status of ``task`` once it refers to the goal sent at ``sent_s`` (else None)."""
+        status = self.controller.status()
+        if status is None:
+            return None
+        t = status.tasks.get(task)
+        if t is None:
+            return None
+        if t.goal_stamp_s is not None:
+            return t if t.goal_stamp_s >= sent_s - 1e-6 else None
+        return t if status.stamp_s >= sent_s + self.params.status_settle_s else None
+
+    def goal_reached(self, task: str, sent_s: float) -> bool:
+        """Has the controller reported ``task`` at a goal sent at ``sent_s`` (not an older one)?"""
+        t = self.task_status(task, sent_s)
+        return t is not None and t.goal_reached and not t.clamped
+
+    def log(self, step: str, message: str) -> None:
+        self.record.log(self.now(), step, message)

@@ -1,0 +1,84 @@
+"""Grasp, carry and place poses for a top grasp of an upright box with a parallel gripper.
+
+The fingers come down from above (approach axis vertical), close across one horizontal axis of the
+box, and grip the upper part of its sides. The box hangs below the gripper while carried and is
+released a little above the bin rim, centred over the bin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimus_control.planning.geometry import Pose, wrap_half_turn
+from optimus_control.planning.workspace import HandGeometry, top_grasp_rotation
+
+
+@dataclass(frozen=True)
+class GraspParams:
+    """Distances [m]; the defaults suit boxes up to 0.31 m across and the Optimus gripper (0.16 m per finger)."""
+
+    max_finger_opening_m: float = 0.16  # per finger (config gripper.open_position)
+    finger_clearance_m: float = 0.04  # extra opening per finger beyond half the box width, when the stroke allows
+    min_finger_clearance_m: float = 0.005  # ... and at least this (else the box does not fit)
+    min_grasp_width_m: float = 0.02
+    grasp_depth_m: float = 0.06  # fingertips this far below the box top ...
+    grasp_depth_fraction: float = 0.6  # ... but no deeper than this fraction of the box height
+    fingertip_below_gripper_m: float = 0.04  # fingertips are this far past the gripper frame along the approach
+    approach_height_m: float = 0.10  # pre-grasp: this far above the grasp
+    lift_height_m: float = 0.20
+    place_clearance_m: float = 0.05  # box bottom above the bin rim at release
+    carry_clearance_m: float = 0.10  # box bottom above the rim while moving over to the bin
+    retreat_height_m: float = 0.12
+
+
+@dataclass(frozen=True)
+class GraspChoice:
+    gripper_pose: Pose  # gripper frame at the grasp, odom
+    opening_m: float  # per-finger opening for the approach [m]
+    width_m: float  # box extent along the closing axis [m]
+    held_offset_m: np.ndarray  # box centre minus gripper position while held (odom axes) [m]
+
+
+@dataclass(frozen=True)
+class PlacePoses:
+    carry: Pose
+    place: Pose
+    retreat: Pose
+
+
+def choose_grasp(hand: HandGeometry, box_pose: Pose, box_size_m: np.ndarray, p: GraspParams) -> GraspChoice | str:
+    """Top grasp of a box (pose of its centre in odom, upright), or the reason none fits."""
+    yaw = box_pose.yaw_rad
+    options = []
+    for axis_yaw, width in ((yaw, box_size_m[0]), (yaw + np.pi / 2.0, box_size_m[1])):
+        if width < p.min_grasp_width_m or 0.5 * width + p.min_finger_clearance_m > p.max_finger_opening_m:
+            continue
+        opening = min(p.max_finger_opening_m, 0.5 * width + p.finger_clearance_m)
+        psi = hand.natural_grasp_yaw_rad + wrap_half_turn(axis_yaw - hand.natural_grasp_yaw_rad)
+        options.append((abs(psi - hand.natural_grasp_yaw_rad), width, psi, opening))
+    if not options:
+        widest = 2.0 * (p.max_finger_opening_m - p.min_finger_clearance_m)
+        return (f"box {box_size_m[0]:.2f} x {box_size_m[1]:.2f} m does not fit the gripper on either horizontal axis "
+                f"(widths {p.min_grasp_width_m:.2f}-{widest:.2f} m)")
+    _, width, psi, opening = min(options)
+    height = float(box_size_m[2])
+    top = box_pose.position[2] + 0.5 * height
+    depth = min(p.grasp_depth_m, p.grasp_depth_fraction * height)
+    position = np.array([box_pose.position[0], box_pose.position[1], top - depth + p.fingertip_below_gripper_m])
+    gripper = Pose(position, top_grasp_rotation(hand, psi))
+    return GraspChoice(gripper, float(opening), float(width), box_pose.position - position)
+
+
+def place_poses(grasp: GraspChoice, box_size_m: np.ndarray, bin_pose: Pose, rim_height_m: float,
+                lift_z_m: float, p: GraspParams) -> PlacePoses:
+    """Gripper poses to carry the held box over the bin centre, lower it and retreat upwards."""
+    hang = -grasp.held_offset_m[2] + 0.5 * float(box_size_m[2])  # gripper height above the box bottom
+    xy = bin_pose.position[:2] - grasp.held_offset_m[:2]
+    place_z = rim_height_m + p.place_clearance_m + hang
+    carry_z = max(lift_z_m, rim_height_m + p.carry_clearance_m + hang)
+    rot = grasp.gripper_pose.rotation
+    return PlacePoses(carry=Pose(np.array([xy[0], xy[1], carry_z]), rot),
+                      place=Pose(np.array([xy[0], xy[1], min(place_z, carry_z)]), rot),
+                      retreat=Pose(np.array([xy[0], xy[1], min(place_z, carry_z) + p.retreat_height_m]), rot))

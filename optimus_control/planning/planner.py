@@ -1,0 +1,150 @@
+"""Job + perceived world -> the next pick-and-place: which box, which hand, which poses.
+
+Called again after every scan, so a moved box, a dropped one or a newly seen one is planned from
+where it is now (replanning is "plan from the latest belief", not patching an old plan). A box no
+hand can pick and place is skipped with the reason; boxes are taken nearest first (or by the
+job's class order, nearest within a class).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optimus_control.planning.geometry import Pose
+from optimus_control.planning.grasp import GraspParams, choose_grasp, place_poses
+from optimus_control.planning.job_spec import ORDER_NEAREST, JobSpec
+from optimus_control.planning.workspace import ArmWorkspace
+from optimus_control.planning.world_model import PENDING, SKIPPED, SORTED, BoxRecord, WorldModel
+
+BIN_NOT_LOCATED = "bin not located"
+
+
+@dataclass(frozen=True)
+class PickPlan:
+    """Everything the skills need for one box; poses are gripper-frame targets in odom."""
+
+    box_id: int
+    hand: str
+    bin: str
+    opening_m: float
+    pregrasp: Pose
+    grasp: Pose
+    lift: Pose
+    carry: Pose
+    place: Pose
+    retreat: Pose
+    home: Pose
+    held_offset_m: np.ndarray  # box centre minus gripper position while held [m]
+    box_position_m: np.ndarray  # where the box was when planned [m]
+    cost: float
+
+
+@dataclass
+class PlanDecision:
+    plan: PickPlan | None = None
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # boxes newly skipped, with reasons
+    done: bool = False  # nothing the job still needs is pickable
+
+
+class Planner:
+    def __init__(self, job: JobSpec, workspace: ArmWorkspace, params: GraspParams | None = None):
+        self.job = job
+        self.workspace = workspace
+        self.params = params or GraspParams()
+
+    def needed(self, world: WorldModel, box: BoxRecord) -> bool:
+        """Does the job still want this box moved (class in the goal, count not yet met)?"""
+        rule = self.job.rule_for(box.object_class)
+        if rule is None:
+            return False
+        if rule.count is None:
+            return True
+        done = sum(1 for b in world.boxes.values() if b.object_class == box.object_class and b.outcome == SORTED)
+        return done < rule.count
+
+    def next_pick(self, world: WorldModel, base_pose: Pose) -> PlanDecision:
+        """Plan the best next box; boxes that cannot be done are marked skipped (with reasons) on the way."""
+        decision = PlanDecision()
+        for box in world.boxes.values():  # a bin that turned up makes its boxes possible again
+            if box.outcome == SKIPPED and box.reason.startswith(BIN_NOT_LOCATED):
+                rule = self.job.rule_for(box.object_class)
+                if rule is not None and world.bins[rule.bin].pose is not None:
+                    box.outcome, box.reason = PENDING, ""
+        candidates: list[tuple[tuple, PickPlan]] = []
+        for box in world.pending():
+            if not box.visible or box.held or not self.needed(world, box):
+                continue
+            inside = world.bin_containing(box.position_m)
+            if inside is not None:  # e.g. dropped on the way: boxes are not picked out of bins
+                if inside == box.bin:
+                    box.outcome, box.reason = SORTED, f"landed in {inside} (not released there by the planner)"
+                else:
+                    box.outcome, box.reason = SKIPPED, f"in the wrong bin '{inside}': boxes are not picked out of bins"
+                    decision.skipped.append((box.box_id, box.reason))
+                box.events.append(box.reason)
+                continue
+            plan, reason = self.plan_for_box(world, box, base_pose)
+            if plan is None:
+                box.outcome, box.reason, box.skipped_at_m = SKIPPED, reason, box.position_m.copy()
+                box.events.append(f"skipped: {reason}")
+                decision.skipped.append((box.box_id, reason))
+                continue
+            candidates.append((self._order_key(box, plan), plan))
+        if candidates:
+            decision.plan = min(candidates, key=lambda c: c[0])[1]
+        else:
+            decision.done = True
+        return decision
+
+    def _order_key(self, box: BoxRecord, plan: PickPlan) -> tuple:
+        order = self.job.constraints.order
+        rank = 0 if order == ORDER_NEAREST else order.index(box.object_class) if box.object_class in order else len(order)
+        return (rank, round(plan.cost, 6), box.box_id)
+
+    def plan_for_box(self, world: WorldModel, box: BoxRecord, base_pose: Pose) -> tuple[PickPlan | None, str]:
+        """Best hand and poses for one box, or (None, reason)."""
+        rule = self.job.rule_for(box.object_class)
+        if rule is None:
+            return None, f"class '{box.object_class}' is not part of the job"
+        target = world.bins[rule.bin]
+        if target.pose is None:
+            return None, f"{BIN_NOT_LOCATED}: '{rule.bin}' has not been seen by perception and has no fixed pose"
+        footprint = max(box.size_m[0], box.size_m[1])
+        if footprint > min(target.size_m[0], target.size_m[1]):
+            return None, f"box ({footprint:.2f} m) is larger than the opening of bin '{rule.bin}'"
+        to_base = base_pose.inverse()
+        best: tuple[float, PickPlan] | None = None
+        reasons = []
+        for hand, geom in self.workspace.hands.items():
+            grasp = choose_grasp(geom, box.pose, box.size_m, self.params)
+            if isinstance(grasp, str):
+                return None, grasp  # the same gripper on both hands
+            p = self.params
+            pregrasp = grasp.gripper_pose.translated([0.0, 0.0, p.approach_height_m])
+            lift = grasp.gripper_pose.translated([0.0, 0.0, p.lift_height_m])
+            placing = place_poses(grasp, box.size_m, target.pose, target.rim_height_m, lift.position[2], p)
+            poses = {"pre-grasp": pregrasp, "grasp": grasp.gripper_pose, "lift": lift, "carry": placing.carry,
+                     "place": placing.place, "retreat": placing.retreat}
+            failed = None
+            margin = np.inf
+            for name, pose in poses.items():
+                check = self.workspace.check(hand, to_base.compose(pose))
+                if not check.ok:
+                    failed = f"{name}: {check.reason}"
+                    break
+                margin = min(margin, check.margin_m)
+            if failed:
+                reasons.append(failed)
+                continue
+            wrist_base = to_base.compose(grasp.gripper_pose).transform_point(geom.wrist_offset_m)
+            cost = self.workspace.shoulder_distance_m(hand, wrist_base) - 0.5 * margin
+            plan = PickPlan(box.box_id, hand, rule.bin, grasp.opening_m, pregrasp, grasp.gripper_pose, lift,
+                            placing.carry, placing.place, placing.retreat, base_pose.compose(geom.home_pose_base),
+                            grasp.held_offset_m, box.position_m.copy(), cost)
+            if best is None or cost < best[0]:
+                best = (cost, plan)
+        if best is None:
+            return None, "unreachable: " + "; ".join(reasons)
+        return best[1], ""

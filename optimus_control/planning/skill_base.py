@@ -1,0 +1,125 @@
+"""Base behaviours of the task tree: the skill lifecycle and hand motions checked against the controller.
+
+Lifecycle (py_trees): ``initialise()`` on entry sends the goal (``start()``); ``update()`` runs every
+tick, must not block, and returns RUNNING / SUCCESS / FAILURE (``step()``); every update sets
+``feedback_message``. A failure leaves a :class:`~optimus_control.planning.context.Failure` in the
+context for the recovery branch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import py_trees
+from py_trees.common import Status
+
+from optimus_control.planning.context import Failure, TaskContext
+from optimus_control.planning.geometry import Pose, distance_to_segment
+from optimus_control.planning.interfaces import hand_task
+
+
+class Skill(py_trees.behaviour.Behaviour):
+    """Common entry bookkeeping and failure reporting; subclasses implement ``start()`` and ``step()``."""
+
+    def __init__(self, name: str, ctx: TaskContext):
+        super().__init__(name)
+        self.ctx = ctx
+        self.started_s = 0.0
+
+    def initialise(self) -> None:
+        self.started_s = self.ctx.now()
+        self.ctx.record.step = self.name
+        self.feedback_message = ""
+        self.start()
+
+    def start(self) -> None:
+        """Entry action (send goals). Called once each time the skill starts."""
+
+    def update(self) -> Status:
+        return self.step()
+
+    def step(self) -> Status:
+        raise NotImplementedError
+
+    def elapsed_s(self) -> float:
+        return self.ctx.now() - self.started_s
+
+    def fail(self, reason: str, **kind) -> Status:
+        box_id = self.ctx.plan.box_id if self.ctx.plan is not None else None
+        self.ctx.failure = Failure(reason, box_id, **kind)
+        self.feedback_message = reason
+        self.ctx.log(self.name, f"failed: {reason}")
+        return Status.FAILURE
+
+    def box(self):
+        return self.ctx.world.box(self.ctx.plan.box_id)
+
+
+class HandMotion(Skill):
+    """Move the plan's hand through gripper targets (one per phase); subclasses add watches."""
+
+    def targets(self) -> list[Pose]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.phases = self.targets()
+        self.phase = 0
+        self.path_start = self.ctx.last_hand_target.position if self.ctx.last_hand_target is not None else None
+        self._send()
+
+    def _send(self) -> None:
+        ctx = self.ctx
+        target = self.phases[self.phase]
+        self.sent_s = ctx.now()
+        ctx.controller.send_hand_target(ctx.plan.hand, target, self.sent_s)
+        ctx.last_hand_target = target
+        ctx.hand_engaged = True
+
+    def watch(self) -> str | None:
+        """Reason to abort now, or None."""
+        return None
+
+    def arrived(self) -> Status:
+        return Status.SUCCESS
+
+    def step(self) -> Status:
+        ctx = self.ctx
+        problem = self.watch()
+        if problem is not None:
+            return self.fail(problem)
+        status = ctx.task_status(hand_task(ctx.plan.hand), self.sent_s)
+        if status is not None and status.clamped:
+            return self.fail(f"the controller clamped the {ctx.plan.hand} hand's {self.name} target: out of its reach")
+        if ctx.goal_reached(hand_task(ctx.plan.hand), self.sent_s):
+            if self.phase + 1 < len(self.phases):
+                self.path_start = self.phases[self.phase].position
+                self.phase += 1
+                self._send()
+                return Status.RUNNING
+            return self.arrived()
+        if ctx.now() - self.sent_s > ctx.params.goal_timeout_s:
+            return self.fail(f"{ctx.plan.hand} hand did not reach its {self.name} target within "
+                             f"{ctx.params.goal_timeout_s:.1f} s")
+        self.feedback_message = f"moving the {ctx.plan.hand} hand ({self.phase + 1}/{len(self.phases)})"
+        return Status.RUNNING
+
+    def box_moved(self) -> str | None:
+        box = self.box()
+        moved = float(np.linalg.norm(box.position_m - self.ctx.plan.box_position_m))
+        if box.visible and moved > self.ctx.params.replan_distance_m:
+            return f"replan: box {box.box_id} moved {moved:.2f} m"
+        return None
+
+    def box_dropped(self) -> str | None:
+        box, plan = self.box(), self.ctx.plan
+        if not box.visible or self.path_start is None:
+            return None  # perception may hide a held box; the place check catches a silent drop
+        hand_point = box.position_m - plan.held_offset_m
+        off = distance_to_segment(hand_point, self.path_start, self.phases[self.phase].position)
+        if off > self.ctx.params.drop_distance_m:
+            return f"box {box.box_id} dropped: seen {off:.2f} m from the {plan.hand} hand's path"
+        return None
+
+    def fail(self, reason: str, **kind) -> Status:
+        if reason.startswith("replan:"):
+            kind["replan"] = True
+        return super().fail(reason, **kind)

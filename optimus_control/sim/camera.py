@@ -1,0 +1,111 @@
+"""The head RGB-D camera: a pinhole model rendered with PyBullet's software renderer.
+
+The OpenGL projection is built from the pinhole intrinsics (fx, fy, cx, cy, near, far) so that a
+point at optical-frame coordinates (X, Y, Z) lands on pixel (u, v) = (fx X/Z + cx, fy Y/Z + cy) (pixel
+centres at integer coordinates, OpenCV/ROS convention) with depth Z [m]: exactly what the published
+CameraInfo says. The view matrix comes from the optical frame of the URDF (REP-103: x right, y down,
+z forward), looked up in PyBullet every frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as pb
+
+from optimus_control.errors import SimulationError
+from optimus_control.model.robot_config import CameraConfig
+
+# Optical frame (x right, y down, z forward) -> OpenGL eye frame (x right, y up, z backward).
+_OPTICAL_TO_GL = np.diag([1.0, -1.0, -1.0])
+
+
+@dataclass(frozen=True)
+class PinholeIntrinsics:
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    near: float  # [m]
+    far: float   # [m]
+
+    @classmethod
+    def from_config(cls, cam: CameraConfig, width: int | None = None, height: int | None = None) -> PinholeIntrinsics:
+        """The configured intrinsics, rescaled if another resolution is asked for."""
+        w, h = width or cam.width, height or cam.height
+        sx, sy = w / cam.width, h / cam.height
+        # Scale about the pixel-grid edge: u_edge = u_centre + 0.5 scales linearly.
+        return cls(w, h, cam.fx * sx, cam.fy * sy, (cam.cx + 0.5) * sx - 0.5, (cam.cy + 0.5) * sy - 0.5, cam.near, cam.far)
+
+    @property
+    def k(self) -> list[float]:
+        """Row-major 3x3 camera matrix (sensor_msgs/CameraInfo.k)."""
+        return [self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0]
+
+    def project(self, point_optical: np.ndarray) -> tuple[float, float, float]:
+        """(u, v, depth [m]) of a point given in the optical frame."""
+        x, y, z = point_optical
+        return self.fx * x / z + self.cx, self.fy * y / z + self.cy, float(z)
+
+
+def projection_matrix(k: PinholeIntrinsics) -> np.ndarray:
+    """4x4 OpenGL projection matrix equivalent to the pinhole intrinsics (row-major numpy array).
+
+    Derivation: NDC x of the centre of pixel column u is (2u + 1)/W - 1 and NDC y of row v is
+    1 - (2v + 1)/H (row 0 at the top); with X_gl = X, Y_gl = -Y, Z_gl = -Z and w_clip = Z this gives
+    the off-centre terms below. Depth uses the standard near/far mapping of z to [-1, 1].
+    """
+    w, h, n, f = k.width, k.height, k.near, k.far
+    return np.array([
+        [2 * k.fx / w, 0.0, 1.0 - (2 * k.cx + 1) / w, 0.0],
+        [0.0, 2 * k.fy / h, (2 * k.cy + 1) / h - 1.0, 0.0],
+        [0.0, 0.0, -(f + n) / (f - n), -2 * f * n / (f - n)],
+        [0.0, 0.0, -1.0, 0.0],
+    ])
+
+
+def view_matrix(position_world: np.ndarray, rotation_world_optical: np.ndarray) -> np.ndarray:
+    """4x4 world -> OpenGL eye transform for an optical frame at the given pose (row-major)."""
+    rot_cam_world = _OPTICAL_TO_GL @ rotation_world_optical.T
+    out = np.eye(4)
+    out[:3, :3] = rot_cam_world
+    out[:3, 3] = -rot_cam_world @ position_world
+    return out
+
+
+def depth_buffer_to_metres(buffer: np.ndarray, near: float, far: float) -> np.ndarray:
+    """Convert an OpenGL depth buffer (0..1, non-linear) to optical-axis depth Z [m]; far plane -> NaN."""
+    d = np.asarray(buffer, dtype=np.float64)
+    z = far * near / (far - (far - near) * d)
+    z[d >= 1.0] = np.nan  # nothing hit within range (REP-117: invalid depth is NaN)
+    return z.astype(np.float32)
+
+
+class HeadCamera:
+    """Renders RGB (uint8 HxWx3) and depth (float32 HxW, metres) from a robot link's optical frame."""
+
+    def __init__(self, client: int, body_id: int, link_index: int, intrinsics: PinholeIntrinsics):
+        if link_index < 0:
+            raise SimulationError("the camera optical frame must be a link of the robot, not its base")
+        self.client, self.body_id, self.link_index, self.k = client, body_id, link_index, intrinsics
+        self._projection = projection_matrix(intrinsics).T.flatten().tolist()  # OpenGL wants column-major
+
+    def optical_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Optical frame position [m] and rotation matrix in the world (ground truth, used to render only)."""
+        st = pb.getLinkState(self.body_id, self.link_index, computeForwardKinematics=1, physicsClientId=self.client)
+        return np.array(st[4]), np.array(pb.getMatrixFromQuaternion(st[5])).reshape(3, 3)
+
+    def render(self) -> tuple[np.ndarray, np.ndarray]:
+        position, rotation = self.optical_pose()
+        view = view_matrix(position, rotation).T.flatten().tolist()
+        k = self.k
+        _, _, rgba, depth, _ = pb.getCameraImage(
+            k.width, k.height, viewMatrix=view, projectionMatrix=self._projection, renderer=pb.ER_TINY_RENDERER,
+            flags=pb.ER_NO_SEGMENTATION_MASK, shadow=0, physicsClientId=self.client,
+        )
+        rgb = np.asarray(rgba, dtype=np.uint8).reshape(k.height, k.width, 4)[:, :, :3]
+        depth_m = depth_buffer_to_metres(np.asarray(depth).reshape(k.height, k.width), k.near, k.far)
+        return np.ascontiguousarray(rgb), depth_m

@@ -1,0 +1,280 @@
+"""Factory scene files (config/scenes/*.yaml) as validated dataclasses.
+
+A scene has static furniture (tables, conveyors, roller tables, shelves, bins), named placement regions
+on furniture tops, and groups of boxes placed in regions with seeded randomisation (count, position, yaw,
+colour). Every mistake is reported with the file and the entry (e.g. ``boxes[1].region``).
+
+Layout of a file::
+
+    scene: {name: sorting_cell, description: "..."}
+    robot: {position: [x, y], yaw_deg: 0}          # where the robot's feet stand, world frame
+    furniture:
+      - {name: conveyor, type: conveyor, position: [x, y], yaw_deg: 0, size: [length, width, height],
+         colour: grey, friction: 0.8, elevation: 0.0, mesh: optional.obj, mesh_scale: [1, 1, 1]}
+    regions:
+      - {name: belt, furniture: conveyor, x: [-0.1, 0.1], y: [-0.3, 0.3]}   # furniture frame, on its top
+    boxes:
+      - {name: box, region: belt, count: [2, 4], size: [0.1, 0.1, 0.1], mass: 0.4, friction: 0.9,
+         colours: [red, green, blue], yaw_deg: [-30, 30]}
+      - {name: fixed_box, position: [x, y, z], yaw_deg: 0, size: [...], mass: ..., colours: [red]}
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from optimus_control.errors import ConfigError, suggest
+from optimus_control.model.paths import resolve_data_path
+
+FURNITURE_TYPES = ("table", "conveyor", "roller_table", "shelf", "bin")
+COLOURS: dict[str, tuple[float, float, float, float]] = {
+    "red": (0.85, 0.1, 0.1, 1.0), "green": (0.1, 0.7, 0.2, 1.0), "blue": (0.1, 0.25, 0.85, 1.0),
+    "yellow": (0.95, 0.85, 0.1, 1.0), "orange": (0.95, 0.5, 0.05, 1.0), "purple": (0.55, 0.2, 0.7, 1.0),
+    "white": (0.95, 0.95, 0.95, 1.0), "black": (0.08, 0.08, 0.08, 1.0), "grey": (0.5, 0.5, 0.5, 1.0),
+    "dark_grey": (0.25, 0.25, 0.27, 1.0), "brown": (0.55, 0.38, 0.2, 1.0), "wood": (0.72, 0.56, 0.36, 1.0),
+    "cardboard": (0.76, 0.6, 0.42, 1.0), "steel": (0.62, 0.64, 0.68, 1.0),
+}
+TOP_KEYS = {"scene", "robot", "furniture", "regions", "boxes"}
+FURNITURE_KEYS = {"name", "type", "position", "yaw_deg", "size", "colour", "friction", "mesh", "mesh_scale",
+                  "shelf_levels", "wall_thickness", "elevation"}
+REGION_KEYS = {"name", "furniture", "x", "y"}
+BOX_KEYS = {"name", "region", "position", "count", "size", "mass", "friction", "colours", "yaw_deg"}
+
+
+@dataclass(frozen=True)
+class FurnitureSpec:
+    name: str
+    type: str
+    position: tuple[float, float]        # centre of the footprint on the floor [m], world frame
+    yaw_deg: float
+    size: tuple[float, float, float]     # length (x), width (y), height (z) [m]; height = top surface
+    colour: tuple[float, float, float, float]
+    friction: float
+    mesh: Path | None
+    mesh_scale: tuple[float, float, float]
+    shelf_levels: int
+    wall_thickness: float
+    elevation: float                      # [m] the piece stands on a pedestal this high (e.g. a bin on a stand)
+    where: str                            # "furniture[i] 'name'" for error messages
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    name: str
+    on: str                               # furniture name (key "furniture"); the region lies on its top
+    x: tuple[float, float]                # [m] range in the furniture frame
+    y: tuple[float, float]
+    where: str
+
+
+@dataclass(frozen=True)
+class BoxGroupSpec:
+    name: str
+    region: str | None
+    position: tuple[float, float, float] | None   # fixed centre [m] (world) instead of a region
+    count: tuple[int, int]                         # inclusive range, drawn from the seed
+    size: tuple[float, float, float]               # [m]
+    mass: float                                    # [kg]
+    friction: float
+    colours: tuple[tuple[str, tuple[float, float, float, float]], ...]  # (name, rgba) choices
+    yaw_deg: tuple[float, float]
+    where: str
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    source: Path
+    name: str
+    description: str
+    robot_position: tuple[float, float]
+    robot_yaw_deg: float
+    furniture: tuple[FurnitureSpec, ...]
+    regions: tuple[RegionSpec, ...]
+    boxes: tuple[BoxGroupSpec, ...]
+
+
+class _Reader:
+    def __init__(self, source: Path):
+        self.source = source
+
+    def fail(self, where: str, what: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {where}: {what}")
+
+    def mapping(self, value: Any, where: str, allowed: set[str], required: set[str]) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(where, f"unknown key '{key}'{suggest(str(key), allowed)}; valid keys: {sorted(allowed)}")
+        for key in sorted(required):
+            if key not in value:
+                raise self.fail(where, f"missing key '{key}'")
+        return value
+
+    def number(self, value: Any, where: str, minimum: float | None = None, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(where, f"expected a number, got {value!r}")
+        if positive and not value > 0:
+            raise self.fail(where, f"must be > 0, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(where, f"must be >= {minimum}, got {value!r}")
+        return float(value)
+
+    def vector(self, value: Any, where: str, n: int, positive: bool = False) -> tuple[float, ...]:
+        if not isinstance(value, (list, tuple)) or len(value) != n:
+            raise self.fail(where, f"expected a list of {n} numbers, got {value!r}")
+        return tuple(self.number(v, f"{where}[{i}]", positive=positive) for i, v in enumerate(value))
+
+    def interval(self, value: Any, where: str) -> tuple[float, float]:
+        """A number (fixed) or [low, high]."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), float(value)
+        low, high = self.vector(value, where, 2)
+        if low > high:
+            raise self.fail(where, f"range [{low}, {high}] has low > high")
+        return low, high
+
+    def string(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(where, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def colour(self, value: Any, where: str) -> tuple[str, tuple[float, float, float, float]]:
+        if isinstance(value, str):
+            if value not in COLOURS:
+                raise self.fail(where, f"unknown colour '{value}'{suggest(value, COLOURS)}; named colours: {sorted(COLOURS)} "
+                                       "(or give [r, g, b, a] in 0..1)")
+            return value, COLOURS[value]
+        rgba = self.vector(value, where, 4)
+        if not all(0.0 <= c <= 1.0 for c in rgba):
+            raise self.fail(where, f"colour components must be in [0, 1], got {value!r}")
+        return "rgba(" + ",".join(f"{c:g}" for c in rgba) + ")", rgba  # type: ignore[return-value]
+
+
+def load_scene(path: str | os.PathLike) -> SceneSpec:
+    """Read and validate a scene file; a bare name like ``sorting_cell`` resolves to config/scenes/<name>.yaml."""
+    p = Path(path)
+    if not p.suffix:
+        p = p.with_suffix(".yaml")
+    source = resolve_data_path(p if p.is_absolute() or p.exists() else Path("scenes") / p, "config")
+    if not source.exists():
+        scenes_dir = resolve_data_path("scenes", "config")
+        known = sorted(f.stem for f in scenes_dir.glob("*.yaml")) if scenes_dir.is_dir() else []
+        raise ConfigError(f"scene file not found: {source}{suggest(p.stem, known)}; scenes available: {known}")
+    try:
+        data = yaml.safe_load(source.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    r = _Reader(source)
+    data = r.mapping(data, "<top level>", TOP_KEYS, {"scene", "robot", "furniture"})
+    head = r.mapping(data["scene"], "scene", {"name", "description"}, {"name"})
+    robot = r.mapping(data["robot"], "robot", {"position", "yaw_deg"}, {"position"})
+
+    furniture: list[FurnitureSpec] = []
+    names: dict[str, str] = {}
+    for i, raw in enumerate(_list(r, data.get("furniture"), "furniture")):
+        where = _entry(raw, f"furniture[{i}]")
+        f = r.mapping(raw, where, FURNITURE_KEYS, {"name", "type", "position", "size"})
+        name = r.string(f["name"], f"{where}.name")
+        if name in names:
+            raise r.fail(where, f"duplicate name '{name}' (also {names[name]})")
+        names[name] = where
+        kind = r.string(f["type"], f"{where}.type")
+        if kind not in FURNITURE_TYPES:
+            raise r.fail(f"{where}.type", f"unknown furniture type '{kind}'{suggest(kind, FURNITURE_TYPES)}; "
+                                          f"valid: {list(FURNITURE_TYPES)}")
+        mesh = None
+        if "mesh" in f:
+            mesh = resolve_data_path(r.string(f["mesh"], f"{where}.mesh"), "config/scenes")
+            if not mesh.is_absolute() or not mesh.exists():
+                beside = source.parent / r.string(f["mesh"], f"{where}.mesh")
+                mesh = beside if beside.exists() else mesh
+            if not mesh.exists():
+                raise r.fail(f"{where}.mesh", f"mesh file not found: {f['mesh']} (looked beside the scene file and "
+                                              f"under config/scenes)")
+        furniture.append(FurnitureSpec(
+            name=name, type=kind, position=r.vector(f["position"], f"{where}.position", 2),  # type: ignore[arg-type]
+            yaw_deg=r.number(f.get("yaw_deg", 0.0), f"{where}.yaw_deg"),
+            size=r.vector(f["size"], f"{where}.size", 3, positive=True),  # type: ignore[arg-type]
+            colour=r.colour(f.get("colour", "grey"), f"{where}.colour")[1],
+            friction=r.number(f.get("friction", 0.8), f"{where}.friction", positive=True),
+            mesh=mesh, mesh_scale=r.vector(f.get("mesh_scale", [1, 1, 1]), f"{where}.mesh_scale", 3, positive=True),  # type: ignore[arg-type]
+            shelf_levels=int(r.number(f.get("shelf_levels", 3), f"{where}.shelf_levels", minimum=1)),
+            wall_thickness=r.number(f.get("wall_thickness", 0.02), f"{where}.wall_thickness", positive=True),
+            elevation=r.number(f.get("elevation", 0.0), f"{where}.elevation", minimum=0.0),
+            where=where,
+        ))
+
+    regions: list[RegionSpec] = []
+    region_names: set[str] = set()
+    for i, raw in enumerate(_list(r, data.get("regions", []), "regions")):
+        where = _entry(raw, f"regions[{i}]")
+        g = r.mapping(raw, where, REGION_KEYS, REGION_KEYS)
+        name = r.string(g["name"], f"{where}.name")
+        if name in region_names:
+            raise r.fail(where, f"duplicate region name '{name}'")
+        region_names.add(name)
+        on = r.string(g["furniture"], f"{where}.furniture")
+        if on not in names:
+            raise r.fail(f"{where}.furniture", f"no furniture named '{on}'{suggest(on, names)}")
+        regions.append(RegionSpec(name, on, r.interval(g["x"], f"{where}.x"), r.interval(g["y"], f"{where}.y"), where))
+
+    boxes: list[BoxGroupSpec] = []
+    box_names: set[str] = set()
+    for i, raw in enumerate(_list(r, data.get("boxes", []), "boxes")):
+        where = _entry(raw, f"boxes[{i}]")
+        b = r.mapping(raw, where, BOX_KEYS, {"name", "size", "mass"})
+        name = r.string(b["name"], f"{where}.name")
+        if name in box_names:
+            raise r.fail(where, f"duplicate box group name '{name}'")
+        box_names.add(name)
+        if ("region" in b) == ("position" in b):
+            raise r.fail(where, "give exactly one of 'region' (random placement) or 'position' (fixed centre)")
+        region = None
+        if "region" in b:
+            region = r.string(b["region"], f"{where}.region")
+            if region not in region_names:
+                raise r.fail(f"{where}.region", f"no region named '{region}'{suggest(region, region_names)}")
+        count_lo, count_hi = r.interval(b.get("count", 1), f"{where}.count")
+        if count_lo != int(count_lo) or count_hi != int(count_hi) or count_lo < 0:
+            raise r.fail(f"{where}.count", f"expected a whole number >= 0 or [low, high], got {b.get('count')!r}")
+        if "position" in b and count_hi != 1:
+            raise r.fail(f"{where}.count", "a box with a fixed 'position' has count 1")
+        colours_raw = b.get("colours", ["cardboard"])
+        if not isinstance(colours_raw, list) or not colours_raw:
+            raise r.fail(f"{where}.colours", f"expected a non-empty list of colours, got {colours_raw!r}")
+        boxes.append(BoxGroupSpec(
+            name=name, region=region,
+            position=r.vector(b["position"], f"{where}.position", 3) if "position" in b else None,  # type: ignore[arg-type]
+            count=(int(count_lo), int(count_hi)), size=r.vector(b["size"], f"{where}.size", 3, positive=True),  # type: ignore[arg-type]
+            mass=r.number(b["mass"], f"{where}.mass", positive=True),
+            friction=r.number(b.get("friction", 0.9), f"{where}.friction", positive=True),
+            colours=tuple(r.colour(c, f"{where}.colours[{k}]") for k, c in enumerate(colours_raw)),
+            yaw_deg=r.interval(b.get("yaw_deg", 0.0), f"{where}.yaw_deg"), where=where,
+        ))
+    return SceneSpec(
+        source=source, name=r.string(head["name"], "scene.name"), description=str(head.get("description", "")),
+        robot_position=r.vector(robot["position"], "robot.position", 2),  # type: ignore[arg-type]
+        robot_yaw_deg=r.number(robot.get("yaw_deg", 0.0), "robot.yaw_deg"),
+        furniture=tuple(furniture), regions=tuple(regions), boxes=tuple(boxes),
+    )
+
+
+def _entry(raw: Any, index: str) -> str:
+    """How error messages name a list entry: its index and, when it has one, its name."""
+    if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+        return f"{index} '{raw['name']}'"
+    return index
+
+
+def _list(r: _Reader, value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise r.fail(where, f"expected a list, got {type(value).__name__}")
+    return value

@@ -1,0 +1,132 @@
+"""The sim as the robot side of the real joint bus, driven by the real C loop in lockstep."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pinocchio as pin
+import pytest
+
+from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, RobotBus, ShmTransport
+from optimus_control.sim.runner import SimRunner, SimSettings
+
+DT = 0.001
+
+
+def capped_gains(robot):
+    """Configured gains capped for an explicit 1 kHz PD (kd <= 0.5 I/dt, kp <= 0.25 I/dt^2, I from the model)."""
+    inertia = np.diag(pin.crba(robot.model, robot.model.createData(), robot.standing_configuration()))[6:]
+    return np.minimum(robot.kp, 0.25 * inertia / DT**2), np.minimum(robot.kd, 0.5 * inertia / DT)
+
+
+@pytest.fixture(scope="module")
+def dyn(robot):
+    return Dynamics.from_robot_model(robot)
+
+
+def standing_through_the_bus(robot, dyn, tag: str, seconds: float, scene: str = ""):
+    """Sim (this thread) + C loop (native lockstep thread): joint PD to the standing posture, plus
+    inverse dynamics with the weight shared by the feet. The controller sees only the bus state and
+    the nominal standing configuration (no ground truth)."""
+    name = f"optimus_simtest_{tag}_{os.getpid()}"
+    bus = RobotBus.create(name, robot.n_joints, len(robot.config.feet))
+    runner = SimRunner(SimSettings(scene=scene, mode="lockstep", camera_enabled=False, seed=3), bus)
+    transport = ShmTransport(name, robot.n_joints, len(robot.config.feet))
+    loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="lockstep", lock_memory=False))
+    q0 = robot.standing_configuration()
+    kp, kd = capped_gains(robot)
+    # Each foot carries half the weight with its centre of pressure level with the centre of mass in x
+    # (the moment about the sole origin is r x f, r from the sole origin to that point).
+    half_weight = robot.total_mass * 9.81 / 2
+    com = robot.center_of_mass(q0)
+    wrenches = []
+    for foot in robot.config.feet:
+        sole = robot.frame_placement(q0, foot.frame)
+        r = sole.rotation.T @ np.array([com[0] - sole.translation[0], 0.0, 0.0])
+        f = sole.rotation.T @ np.array([0.0, 0.0, half_weight])
+        wrenches.append(np.concatenate([f, np.cross(r, f)]))
+    loop.set_references(qdd=np.zeros(dyn.nv), q=q0[7:], v=np.zeros(robot.n_joints), kp=kp, kd=kd,
+                        contact_wrenches=np.array(wrenches),
+                        contacts_active=[1.0, 1.0], base_pose=q0[:7], base_twist=np.zeros(6))
+    base = []
+    try:
+        loop.start()
+        z0 = runner.world.ground_truth().base_position[2]
+        while runner.world.time_s < seconds - 1e-9:
+            if not runner.tick():
+                continue
+            k = int(round(runner.world.time_s / DT))
+            if k % 20 == 0:  # references stay fresh (the loop damps on stale references)
+                loop.set_references(qdd=np.zeros(dyn.nv), base_pose=q0[:7], base_twist=np.zeros(6))
+            truth = runner.world.ground_truth()
+            base.append(np.concatenate([truth.base_position, truth.base_orientation_xyzw]))
+        assert loop.status().state == LoopState.RUNNING, loop.status().message
+        assert bus.command_tick == runner.server.tick
+    finally:
+        loop.close()
+        transport.close()
+        runner.close()
+        bus.close()
+    return np.array(base), z0
+
+
+def test_robot_stands_10s_through_the_bus(robot, dyn):
+    base, z0 = standing_through_the_bus(robot, dyn, "stand", 10.0)
+    assert len(base) == 10_000
+    final = base[-1]
+    assert abs(final[2] - z0) < 0.02
+    assert np.linalg.norm(final[:2]) < 0.02
+    x, y, _, _ = final[3:]
+    assert np.degrees(np.arccos(1 - 2 * (x * x + y * y))) < 2.0   # tilt of the pelvis z axis
+    assert np.ptp(base[-1000:, 2]) < 0.002                         # at rest during the last second
+
+
+def test_lockstep_through_the_bus_is_deterministic(robot, dyn):
+    a, _ = standing_through_the_bus(robot, dyn, "det_a", 0.5, scene="sorting_cell")
+    b, _ = standing_through_the_bus(robot, dyn, "det_b", 0.5, scene="sorting_cell")
+    assert np.array_equal(a, b)
+
+
+def _wait_for(predicate, timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_realtime_harness_holds_until_a_controller_answers(robot, dyn):
+    """Real-time mode: the support harness clamps the robot while no controller drives it, lets go once
+    the C loop answers, and catches the robot again when the controller stops."""
+    name = f"optimus_simtest_rt_{os.getpid()}"
+    bus = RobotBus.create(name, robot.n_joints, len(robot.config.feet))
+    runner = SimRunner(SimSettings(scene="", mode="realtime", camera_enabled=False), bus)
+    physics = threading.Thread(target=runner.run)
+    transport = ShmTransport(name, robot.n_joints, len(robot.config.feet))
+    loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", lock_memory=False, rt_priority=0))
+    q0 = robot.standing_configuration()
+    kp, kd = capped_gains(robot)
+    loop.set_references(qdd=np.zeros(dyn.nv), q=q0[7:], v=np.zeros(robot.n_joints), kp=kp, kd=kd,
+                        contact_wrenches=np.tile([0.0, 0.0, robot.total_mass * 9.81 / 2, 0, 0, 0], (2, 1)),
+                        contacts_active=[1.0, 1.0], base_pose=q0[:7], base_twist=np.zeros(6))
+    try:
+        physics.start()
+        assert _wait_for(lambda: runner.world.time_s > 0.2 and runner.harness.engaged), "no harness without a controller"
+        assert runner.server.steps_without_command > 0
+        loop.start()
+        assert _wait_for(lambda: not runner.harness.engaged), "the harness did not let go of a live controller"
+        assert bus.controller_connected and bus.command_tick > 0
+        loop.stop()
+        assert _wait_for(lambda: runner.harness.engaged), "the harness did not catch the robot when the controller left"
+        assert runner.world.ground_truth().base_position[2] > 0.8  # still up
+    finally:
+        runner.stop_event.set()
+        physics.join(timeout=10)
+        loop.close()
+        transport.close()
+        runner.close()
+        bus.close()

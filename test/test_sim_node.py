@@ -1,0 +1,206 @@
+"""The `sim` ROS 2 node in its own process: topics (type, frame, rate in sim time) and services."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from conftest import ros_env
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_srvs.srv import SetBool, Trigger
+from visualization_msgs.msg import MarkerArray
+
+DOMAIN_ID = 73
+
+
+class Probe:
+    """A subscriber node in this process on the test's own domain."""
+
+    def __init__(self):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
+        self.node = rclpy.create_node("sim_probe", context=self.context)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.got: dict[str, list] = {}
+        sensor = qos_profile_sensor_data
+        for topic, kind, qos in (("/clock", Clock, 10), ("/camera/color/image_raw", Image, sensor),
+                                 ("/camera/depth/image_raw", Image, sensor), ("/camera/color/camera_info", CameraInfo, sensor),
+                                 ("/camera/depth/camera_info", CameraInfo, sensor), ("/sim/base_pose", PoseStamped, 10),
+                                 ("/sim/base_twist", TwistStamped, 10), ("/sim/objects", MarkerArray, 10),
+                                 ("/sim/joint_states", JointState, 10)):
+            self.got[topic] = []
+            self.node.create_subscription(kind, topic, self.got[topic].append, qos)
+
+    def spin(self, seconds: float, until=None) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not (until and until()):
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def clear(self) -> None:
+        for v in self.got.values():
+            v.clear()
+
+    def call(self, kind, name: str, request, timeout_s: float = 20.0):
+        client = self.node.create_client(kind, name)
+        assert client.wait_for_service(timeout_sec=timeout_s), f"service {name} not available"
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout_s
+        while not future.done() and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+        assert future.done(), f"{name} did not answer"
+        return future.result()
+
+    def set_param(self, name: str, value) -> None:
+        if isinstance(value, int):
+            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+        else:
+            pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=list(value))
+        res = self.call(SetParameters, "/sim/set_parameters", SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
+        assert res.results[0].successful, res.results[0].reason
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def stamp_s(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def assert_rate(stamps, period_s: float) -> None:
+    """Stamps (sim time) lie on the period's grid and at least two consecutive ones were received.
+    (A loaded machine may drop messages on the way, best effort or a full history: no timing claim.)"""
+    steps = np.diff(np.asarray(stamps)) / period_s
+    assert len(steps) >= 1 and np.all(steps > 0.5)
+    assert steps == pytest.approx(np.round(steps), abs=1e-6), f"stamps off the {period_s} s grid"
+    assert np.any(np.round(steps) == 1), f"never two consecutive stamps {period_s} s apart: {steps}"
+
+
+@pytest.fixture(scope="module")
+def sim_node(robot):
+    env = ros_env(DOMAIN_ID)
+    bus = f"optimus_simnode_{os.getpid()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "optimus_control.nodes.sim", "--ros-args", "-p", "mode:=realtime", "-p", f"bus_name:={bus}",
+         "-p", "scene:=sorting_cell", "-p", "seed:=1", "-p", "push_link:=l_wrist", "-p", "push_force_n:=[0.0, 0.0, 80.0]",
+         "-p", "step_ticks:=40"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    probe = Probe()
+    try:
+        probe.spin(60.0, until=lambda: min(len(probe.got[t]) for t in ("/camera/color/image_raw", "/camera/depth/image_raw",
+                                                                      "/camera/color/camera_info", "/sim/objects")) >= 5)
+        if proc.poll() is not None:
+            pytest.fail(f"sim node exited: {proc.stdout.read()}")
+        yield probe
+    finally:
+        probe.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert not os.path.exists(f"/dev/shm/{bus}"), "the node did not remove its joint-bus segment"
+
+
+def test_camera_topics_types_frames_and_rate(sim_node, robot):
+    cam = robot.config.camera
+    rgb, depth = sim_node.got["/camera/color/image_raw"], sim_node.got["/camera/depth/image_raw"]
+    assert len(rgb) >= 5 and len(depth) >= 5
+    for m in rgb:
+        assert (m.encoding, m.width, m.height, m.step, len(m.data)) == ("rgb8", cam.width, cam.height, 3 * cam.width,
+                                                                       3 * cam.width * cam.height)
+        assert m.header.frame_id == cam.optical_frame
+    d = depth[-1]
+    assert (d.encoding, d.width, d.height, d.header.frame_id) == ("32FC1", cam.width, cam.height, cam.optical_frame)
+    metres = np.frombuffer(bytes(d.data), dtype=np.float32).reshape(cam.height, cam.width)
+    assert 0.3 < np.nanmedian(metres) < cam.far                         # the floor/table seen within range
+    stamps = np.array([stamp_s(m) for m in rgb])
+    assert_rate(stamps, 1.0 / cam.rate_hz)                               # 10 Hz in sim time
+    assert {stamp_s(m) for m in depth} & set(stamps)                    # colour and depth share stamps
+    info = sim_node.got["/camera/color/camera_info"][-1]
+    assert info.header.frame_id == cam.optical_frame and (info.width, info.height) == (cam.width, cam.height)
+    assert list(info.k) == pytest.approx([cam.fx, 0, cam.cx, 0, cam.fy, cam.cy, 0, 0, 1])
+    assert sim_node.got["/camera/depth/camera_info"][-1].header.frame_id == cam.optical_frame
+
+
+def test_clock_and_ground_truth_topics(sim_node, robot):
+    clock = [c.clock.sec + c.clock.nanosec * 1e-9 for c in sim_node.got["/clock"]]
+    assert len(clock) > 10 and np.all(np.diff(clock) > 0)
+    assert_rate(clock, 1 / 250.0)                                        # 250 Hz in sim time
+    poses = sim_node.got["/sim/base_pose"]
+    assert poses[-1].header.frame_id == "odom" and sim_node.got["/sim/base_twist"][-1].header.frame_id == "odom"
+    assert_rate([stamp_s(p) for p in poses], 0.01)
+    assert poses[-1].pose.position.z == pytest.approx(robot.standing_configuration()[2], abs=0.02)
+    markers = sim_node.got["/sim/objects"][-1].markers
+    assert 3 <= len(markers) <= 4 and {m.header.frame_id for m in markers} == {"odom"}
+    assert sorted(m.id for m in markers) == list(range(len(markers)))
+    assert all(0.8 < m.pose.position.z < 0.9 and m.scale.x == pytest.approx(0.08) for m in markers)
+    joints = sim_node.got["/sim/joint_states"][-1]
+    assert list(joints.name) == list(robot.joint_names) and len(joints.position) == robot.n_joints
+
+
+def test_reset_with_a_new_seed_moves_the_boxes(sim_node):
+    before = {m.id: (m.pose.position.x, m.pose.position.y) for m in sim_node.got["/sim/objects"][-1].markers}
+    sim_node.set_param("seed", 5)
+    res = sim_node.call(Trigger, "/sim/reset", Trigger.Request())
+    assert res.success, res.message
+    sim_node.clear()
+    sim_node.spin(20.0, until=lambda: len(sim_node.got["/sim/objects"]) >= 2)
+    after = {m.id: (m.pose.position.x, m.pose.position.y) for m in sim_node.got["/sim/objects"][-1].markers}
+    assert after != before
+
+
+def test_push_visibly_moves_the_robot(sim_node, robot):
+    """Without a controller the harness holds the robot; a push still deflects the pushed arm."""
+    shoulder = robot.joint_index("l_shoulder_pitch")
+    sim_node.spin(2.0)
+    rest = sim_node.got["/sim/joint_states"][-1].position[shoulder]
+    res = sim_node.call(Trigger, "/sim/push", Trigger.Request())
+    assert res.success, res.message
+    sim_node.clear()
+    sim_node.spin(10.0, until=lambda: len(sim_node.got["/sim/joint_states"]) >= 40)
+    swing = max(abs(m.position[shoulder] - rest) for m in sim_node.got["/sim/joint_states"])
+    assert swing > 0.02
+
+
+def test_pause_and_step(sim_node):
+    assert sim_node.call(SetBool, "/sim/pause", SetBool.Request(data=True)).success
+    sim_node.spin(1.0)
+    last_before = sim_node.got["/clock"][-1].clock
+    sim_node.clear()
+    sim_node.spin(1.0)
+    assert len(sim_node.got["/clock"]) == 0, "the clock kept running while paused"
+    res = sim_node.call(Trigger, "/sim/step", Trigger.Request())
+    assert res.success, res.message
+    sim_node.spin(2.0, until=lambda: len(sim_node.got["/clock"]) >= 10)
+    last_after = sim_node.got["/clock"][-1].clock
+    # 40 ticks of 1 ms; /clock is stamped every 4 ticks, so its last stamp moves by exactly 40 ms.
+    stepped = (last_after.sec - last_before.sec) + (last_after.nanosec - last_before.nanosec) * 1e-9
+    assert stepped == pytest.approx(0.040, abs=1e-6)
+    sim_node.spin(0.5)
+    assert len(sim_node.got["/clock"]) == 10, "the sim ran on after the requested steps"
+    assert sim_node.call(SetBool, "/sim/pause", SetBool.Request(data=False)).success
+
+
+def test_bad_scene_stops_the_node_with_a_clear_error(tmp_path):
+    scene = tmp_path / "bad.yaml"
+    scene.write_text("scene: {name: bad}\nrobot: {position: [0, 0]}\nfurniture:\n"
+                     "  - {name: desk, type: table, position: [0.1, 0.0], size: [0.4, 0.6, 0.8]}\n")
+    bus = f"optimus_simnode_bad_{os.getpid()}"
+    result = subprocess.run([sys.executable, "-m", "optimus_control.nodes.sim", "--ros-args", "-p", f"scene:={scene}",
+                             "-p", f"bus_name:={bus}"], env=ros_env(DOMAIN_ID + 1), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert f"{scene}: furniture[0] 'desk': overlaps the robot" in result.stdout + result.stderr
+    assert not os.path.exists(f"/dev/shm/{bus}")

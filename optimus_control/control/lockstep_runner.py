@@ -1,0 +1,85 @@
+"""Lockstep driver: simulator tick -> estimator -> (every N ticks) whole-body QP -> torque law -> simulator.
+
+Used by the library tests and benchmarks to run the full control stack against a simulated robot
+deterministically, without ROS or the C loop. The world is anything with ``read_sensors()`` (a
+:class:`optimus_control.sim.world.RobotSensors`), ``step(tau)`` and ``params.time_step_s``; nothing
+here reads ground truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from optimus_control.control.reference_tracker import ReferenceTracker
+from optimus_control.control.references import ControlReferences
+from optimus_control.control.wbc_settings import WbcSettings
+from optimus_control.control.whole_body_controller import WholeBodyController
+from optimus_control.estimation import BaseState, FloatingBaseEstimator
+from optimus_control.model import RobotModel
+
+
+class LockstepRunner:
+    """Owns the estimator, controller and tracker for one simulated robot.
+
+    Attributes:
+        max_torque_ratio: largest |tau_unclamped| / effort limit seen since start (> 1 = clamp engaged).
+        freeze_state: test hook; when True the estimator output stops updating (stale input).
+    """
+
+    def __init__(self, world, robot: RobotModel, settings: WbcSettings | None = None):
+        self.world, self.robot = world, robot
+        self.estimator = FloatingBaseEstimator(robot)
+        self.controller = WholeBodyController(robot, settings)
+        self.tracker = ReferenceTracker(robot.model, robot.limits.effort, robot.config.damping_gain)
+        dt = world.params.time_step_s
+        self.ticks_per_update = max(1, int(round(1.0 / (self.controller.settings.rate_hz * dt))))
+        self.tick = 0
+        self.refs: ControlReferences | None = None
+        self.max_torque_ratio = 0.0
+        self.freeze_state = False
+        self.base: BaseState | None = None
+        self._sensors = None
+
+    def _estimate(self) -> BaseState:
+        s = self.world.read_sensors()
+        self._sensors = s
+        if not self.freeze_state or self.base is None:
+            self.base = self.estimator.update(s.q, s.v, s.imu_orientation_xyzw, s.imu_angular_velocity,
+                                              s.imu_linear_acceleration, s.foot_wrench, s.time_s)
+        return self.base
+
+    def full_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Estimated full (q, v); joint values are the latest encoder readings unless frozen."""
+        base, s = self.base, self._sensors
+        return base.configuration(s.q), base.velocity(s.v)
+
+    def start(self) -> None:
+        self._estimate()
+        q, v = self.full_state()
+        self._frozen_q, self._frozen_v = self._sensors.q, self._sensors.v
+        self.controller.start(q, v, self._sensors.time_s)
+
+    def run(self, duration_s: float, callback: Callable[[LockstepRunner], None] | None = None) -> None:
+        """Run for duration_s; ``callback(self)`` is called at every tick before the torque is applied."""
+        n = int(round(duration_s / self.world.params.time_step_s))
+        for _ in range(n):
+            self.step(callback)
+
+    def step(self, callback: Callable[[LockstepRunner], None] | None = None) -> None:
+        self._estimate()
+        if self.freeze_state:
+            q, v = self.base.configuration(self._frozen_q), self.base.velocity(self._frozen_v)
+        else:
+            q, v = self.full_state()
+            self._frozen_q, self._frozen_v = self._sensors.q, self._sensors.v
+        if self.tick % self.ticks_per_update == 0:
+            self.refs = self.controller.update(q, v, self._sensors.time_s, self.base.time_s)
+        if callback is not None:
+            callback(self)
+        q_now, v_now = self.full_state() if not self.freeze_state else (q, v)
+        cmd = self.tracker.torque(self.refs, q_now, v_now)
+        self.max_torque_ratio = max(self.max_torque_ratio, float(np.max(np.abs(cmd.unclamped_torque) / self.robot.limits.effort)))
+        self.world.step(cmd.torque)
+        self.tick += 1

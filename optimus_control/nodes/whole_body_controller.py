@@ -1,0 +1,332 @@
+"""ROS 2 node `whole_body_controller`: joint bus + 1 kHz C loop + estimator + whole-body QP.
+
+Thin adapter: a control thread follows the loop's state packets (sim ticks in lockstep mode), runs the
+floating-base estimator and the whole-body QP (optimus_control.control) every 1000/rate_hz ticks and
+hands the references and the base state to the C loop. ROS callbacks only translate messages into
+controller calls. Topics, services and the task-status format are listed in the README
+("whole_body_controller node"); in short (``~`` = /whole_body_controller):
+
+in   ~/<hand>_hand/goal (PoseStamped, any resolvable frame), ~/<hand>_gripper/command (JointState:
+     position[0] = per-finger opening [m], effort[0] = force limit [N]), ~/gaze/target (PointStamped),
+     ~/com_height (Float64 [m] in odom), ~/posture (String preset); services ~/start, ~/damp, ~/reset (Trigger)
+out  /joint_states, /imu/data, /foot_wrench/<foot> (WrenchStamped), /odom, /robot_description,
+     /diagnostics, ~/task_status (DiagnosticArray: one status per task, values listed in the README)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pinocchio as pin
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PointStamped, PoseStamped, WrenchStamped
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64, String
+from std_srvs.srv import Trigger
+
+from optimus_control.control import ControllerState, GoalFrameResolver, LoopMode, WbcSettings, WholeBodyController
+from optimus_control.errors import OptimusError
+from optimus_control.estimation import FloatingBaseEstimator
+from optimus_control.model import RobotModel
+from optimus_control.rt import Dynamics, Loop, LoopConfig, connect_transport
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+NODE_KEYS = {"robot_config": "optimus.yaml", "bus_name": "optimus_bus", "mode": "lockstep", "auto_start": True,
+             "publish_rate_hz": 100.0, "diagnostics_rate_hz": 1.0, "connect_timeout_s": 30.0, "odom_frame": "odom"}
+
+
+def _stamp(time_s: float) -> Time:
+    ns = int(round(time_s * 1e9))
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def _nested(flat: dict[str, object]) -> dict:
+    """{'tasks.com.weight': 1.0} -> {'tasks': {'com': {'weight': 1.0}}}."""
+    out: dict = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+class WholeBodyControllerNode(Node):
+    def __init__(self):
+        super().__init__("whole_body_controller", allow_undeclared_parameters=True,
+                         automatically_declare_parameters_from_overrides=True)
+        for key, default in NODE_KEYS.items():
+            if not self.has_parameter(key):
+                self.declare_parameter(key, default)
+        p = {k: self.get_parameter(k).value for k in NODE_KEYS}
+        self.p = p
+        wbc_params = {name: param.value for name, param in self.get_parameters_by_prefix("").items()
+                      if name.split(".")[0] not in NODE_KEYS and name != "use_sim_time"}
+        self.robot = RobotModel.load(p["robot_config"])
+        self.settings = WbcSettings.from_mapping(_nested(wbc_params), "whole_body_controller parameters")
+        self.controller = WholeBodyController(self.robot, self.settings)
+        self.estimator = FloatingBaseEstimator(self.robot)
+        self.resolver = GoalFrameResolver(self.robot, p["odom_frame"])
+        self.lock = threading.Lock()
+        n, n_feet = self.robot.n_joints, len(self.robot.config.feet)
+        self.get_logger().info(f"connecting to joint bus '{p['bus_name']}' ({n} joints, {n_feet} feet)")
+        transport = connect_transport(p["bus_name"], n, n_feet, timeout_s=float(p["connect_timeout_s"]))
+        self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, LoopConfig.for_robot(self.robot, mode=p["mode"]))
+        self.foot_frames = tuple(self.robot.frame_id(f.frame) for f in self.robot.config.feet)
+        self._make_interfaces()
+        self._stop = threading.Event()
+        self._start_requested = bool(p["auto_start"])
+        self._last_report = ""
+        # Lockstep: this thread ticks the loop itself (tick_once), so the simulator, the 1 kHz law and the
+        # QP advance together and a slow QP slows the simulation down instead of starving the loop of
+        # references. Real time: the native loop thread runs on its own clock.
+        self.lockstep = p["mode"] == "lockstep"
+        if not self.lockstep:
+            self.loop.start()
+        self._thread = threading.Thread(target=self._control_thread, name="wbc", daemon=True)
+        self._thread.start()
+
+    # ---- ROS interfaces ---------------------------------------------------------------------------
+    def _make_interfaces(self) -> None:
+        cfg = self.robot.config
+        self.pub_joints = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        self.pub_imu = self.create_publisher(Imu, "/imu/data", qos_profile_sensor_data)
+        self.pub_wrench = {f.name: self.create_publisher(WrenchStamped, f"/foot_wrench/{f.name}", qos_profile_sensor_data)
+                           for f in cfg.feet}
+        self.pub_odom = self.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self.pub_tasks = self.create_publisher(DiagnosticArray, "~/task_status", RELIABLE)
+        self.pub_description = self.create_publisher(String, "/robot_description", LATCHED)
+        self.pub_description.publish(String(data=self.robot.urdf_path.read_text()))
+        for hand in self.controller.hand_names:
+            self.create_subscription(PoseStamped, f"~/{hand}_hand/goal", lambda m, h=hand: self._on_hand_goal(h, m), RELIABLE)
+            self.create_subscription(JointState, f"~/{hand}_gripper/command", lambda m, h=hand: self._on_gripper(h, m),
+                                     RELIABLE)
+        self.create_subscription(PointStamped, "~/gaze/target", self._on_gaze, RELIABLE)
+        self.create_subscription(Float64, "~/com_height", self._on_com_height, RELIABLE)
+        self.create_subscription(String, "~/posture", self._on_posture, RELIABLE)
+        self.create_service(Trigger, "~/start", self._on_start)
+        self.create_service(Trigger, "~/damp", self._on_damp)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+
+    def _goal(self, what: str, fn) -> None:
+        try:
+            with self.lock:
+                report = fn()
+            if report is not None and getattr(report, "clamped", False):
+                self.get_logger().warning(f"{what}: {report.message}")
+            elif report is not None:
+                self.get_logger().info(f"{what} accepted ({report.duration_s:.2f} s move)")
+        except OptimusError as exc:
+            self.get_logger().error(f"{what} rejected: {exc}")
+            self._last_report = f"{what} rejected: {exc}"
+
+    def _on_hand_goal(self, hand: str, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        quat = np.array([o.x, o.y, o.z, o.w])
+        norm = np.linalg.norm(quat)
+        pose = pin.SE3(pin.Quaternion(quat / norm).toRotationMatrix() if norm > 1e-6 and np.isfinite(norm) else
+                       np.full((3, 3), np.nan), np.array([p.x, p.y, p.z]))
+        self._goal(f"{hand} hand goal in '{msg.header.frame_id}'",
+                   lambda: self.controller.set_hand_target(hand, self.resolver.pose_to_world(pose, msg.header.frame_id)))
+
+    def _on_gripper(self, hand: str, msg: JointState) -> None:
+        opening = msg.position[0] if msg.position else float("nan")
+        force = msg.effort[0] if msg.effort else None
+        self._goal(f"{hand} gripper command", lambda: self.controller.set_gripper(hand, opening, force))
+
+    def _on_gaze(self, msg: PointStamped) -> None:
+        point = np.array([msg.point.x, msg.point.y, msg.point.z])
+        self._goal("gaze target",
+                   lambda: self.controller.set_gaze_target(self.resolver.point_to_world(point, msg.header.frame_id)))
+
+    def _on_com_height(self, msg: Float64) -> None:
+        self._goal("CoM height", lambda: self.controller.set_com_height(msg.data))
+
+    def _on_posture(self, msg: String) -> None:
+        self._goal("posture preset", lambda: self.controller.set_posture(msg.data))
+
+    def _on_start(self, _req, res):
+        self._start_requested = True
+        res.success, res.message = True, "balancing starts at the next state"
+        return res
+
+    def _on_damp(self, _req, res):
+        with self.lock:
+            self.controller.request_damping("damping requested through ~/damp")
+        res.success, res.message = True, "switching the loop to damping"
+        return res
+
+    def _on_reset(self, _req, res):
+        self._reset_requested = True
+        res.success, res.message = True, "faults reset; balancing restarts from the current state"
+        return res
+
+    # ---- control thread -----------------------------------------------------------------------------
+    def _control_thread(self) -> None:
+        ticks_per_update = max(1, int(round(1000.0 / self.settings.rate_hz)))
+        publish_every = max(1, int(round(1000.0 / self.p["publish_rate_hz"])))
+        diag_every = max(1, int(round(1000.0 / self.p["diagnostics_rate_hz"])))
+        last_tick, last_update, last_pub, last_diag = -1, -10**9, -10**9, -10**9
+        self._reset_requested = False
+        while not self._stop.is_set():
+            if self.lockstep and not self.loop.tick_once(0.1):
+                continue
+            state = self.loop.read_state()
+            if state.tick == last_tick or state.tick <= 0:
+                if not self.lockstep:
+                    time.sleep(0.0002)
+                continue
+            last_tick = state.tick
+            if state.tick - last_update >= ticks_per_update:
+                last_update = state.tick
+                try:
+                    self._control_step(state)
+                except Exception as exc:  # never leave the loop with stale-but-fresh-looking references
+                    self.get_logger().error(f"control step failed: {exc!r}; damping")
+                    with self.lock:
+                        self.controller.request_damping(f"control step raised {exc!r}")
+            if state.tick - last_pub >= publish_every:
+                last_pub = state.tick
+                self._publish_state(state)
+            if state.tick - last_diag >= diag_every:
+                last_diag = state.tick
+                self._publish_diagnostics(state)
+
+    def _control_step(self, state) -> None:
+        base = self.estimator.update(state.q, state.v, state.imu_orientation_xyzw, state.imu_angular_velocity,
+                                     state.imu_linear_acceleration, state.foot_wrench, state.time_s)
+        q, v = base.configuration(state.q), base.velocity(state.v)
+        self._base = base
+        with self.lock:
+            self.resolver.update(q)
+            ctl = self.controller
+            if self._reset_requested:
+                self._reset_requested = False
+                ctl.reset_faults(q, v, state.time_s)
+                self.loop.reset()
+            elif self._start_requested and ctl.state is ControllerState.IDLE:
+                ctl.start(q, v, state.time_s)
+                self.get_logger().info("balancing started")
+            self._start_requested = False
+            refs = ctl.update(q, v, state.time_s, base.time_s)
+        self.loop.set_base_state(q[:7], v[:6])
+        if refs.mode is LoopMode.DAMP:
+            # The loop damps by itself once references stop arriving (stale_reference_timeout_s): send none.
+            return
+        wrenches = np.zeros((len(self.foot_frames), 6))
+        active = np.zeros(len(self.foot_frames), dtype=bool)
+        for frame_id, wrench in zip(refs.contact_frame_ids, refs.contact_wrenches):
+            if frame_id in self.foot_frames:
+                k = self.foot_frames.index(frame_id)
+                wrenches[k], active[k] = wrench, True
+        self.loop.set_references(qdd=refs.joint_accelerations, q=refs.joint_positions, v=refs.joint_velocities,
+                                 kp=refs.kp, kd=refs.kd, contact_wrenches=wrenches, contacts_active=active)
+
+    # ---- status out -------------------------------------------------------------------------------
+    def _publish_state(self, state) -> None:
+        stamp = _stamp(state.time_s)
+        js = JointState()
+        js.header.stamp = stamp
+        js.name = list(self.robot.joint_names)
+        js.position, js.velocity, js.effort = state.q.tolist(), state.v.tolist(), state.tau_measured.tolist()
+        self.pub_joints.publish(js)
+        imu = Imu()
+        imu.header.stamp, imu.header.frame_id = stamp, self.robot.config.imu_frame
+        o = state.imu_orientation_xyzw
+        imu.orientation.x, imu.orientation.y, imu.orientation.z, imu.orientation.w = map(float, o)
+        imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = map(float, state.imu_angular_velocity)
+        a = state.imu_linear_acceleration
+        imu.linear_acceleration.x, imu.linear_acceleration.y, imu.linear_acceleration.z = map(float, a)
+        self.pub_imu.publish(imu)
+        for foot, wrench in zip(self.robot.config.feet, state.foot_wrench):
+            msg = WrenchStamped()
+            msg.header.stamp, msg.header.frame_id = stamp, foot.frame
+            msg.wrench.force.x, msg.wrench.force.y, msg.wrench.force.z = map(float, wrench[:3])
+            msg.wrench.torque.x, msg.wrench.torque.y, msg.wrench.torque.z = map(float, wrench[3:])
+            self.pub_wrench[foot.name].publish(msg)
+        base = getattr(self, "_base", None)
+        if base is not None:
+            odom = Odometry()
+            odom.header.stamp, odom.header.frame_id = stamp, self.p["odom_frame"]
+            odom.child_frame_id = self.robot.config.base_frame
+            pp, qq = odom.pose.pose.position, odom.pose.pose.orientation
+            pp.x, pp.y, pp.z = map(float, base.position_m)
+            qq.x, qq.y, qq.z, qq.w = map(float, base.orientation_xyzw)
+            R = base.rotation  # twist in the child (base) frame, per nav_msgs/Odometry
+            lin, ang = R.T @ base.linear_velocity_mps, R.T @ base.angular_velocity_radps
+            tw = odom.twist.twist
+            tw.linear.x, tw.linear.y, tw.linear.z = map(float, lin)
+            tw.angular.x, tw.angular.y, tw.angular.z = map(float, ang)
+            self.pub_odom.publish(odom)
+
+    def _publish_diagnostics(self, state) -> None:
+        with self.lock:
+            status = self.controller.status()
+        loop_status, stats = self.loop.status(), self.loop.stats()
+        stamp = _stamp(state.time_s)
+        level = {ControllerState.RUNNING: DiagnosticStatus.OK, ControllerState.IDLE: DiagnosticStatus.WARN,
+                 ControllerState.HOLDING: DiagnosticStatus.WARN, ControllerState.DAMPING: DiagnosticStatus.ERROR}[status.state]
+        values = {"controller_state": status.state.value, "fault": status.fault, "qp_status": status.qp_status,
+                  "qp_solve_time_ms": f"{1e3 * status.qp_solve_time_s:.3f}",
+                  "update_time_ms": f"{1e3 * status.update_time_s:.3f}", "qp_failures": str(status.qp_failures),
+                  "loop_state": loop_status.state.name, "loop_message": loop_status.message,
+                  "loop_ticks": str(stats.get("ticks", "")), "loop_deadline_misses": str(stats.get("deadline_misses", "")),
+                  "last_goal_error": self._last_report,
+                  "contacts": ", ".join(f"{k}={v:.2f}" for k, v in status.contacts.items())}
+        diag = DiagnosticArray()
+        diag.header.stamp = stamp
+        diag.status.append(DiagnosticStatus(level=level, name="whole_body_controller", hardware_id=self.robot.config.name,
+                                            message=status.fault or status.state.value,
+                                            values=[KeyValue(key=k, value=v) for k, v in values.items()]))
+        self.pub_diag.publish(diag)
+        tasks = DiagnosticArray()
+        tasks.header.stamp = stamp
+        for name, t in status.tasks.items():
+            kv = {"weight": f"{t.weight:g}", "error_norm": f"{t.error_norm:.5f}", "goal_reached": str(t.goal_reached).lower(),
+                  "moving": str(t.moving).lower(), "position_error_m": f"{t.position_error_m:.5f}",
+                  "orientation_error_rad": f"{t.orientation_error_rad:.5f}"}
+            tasks.status.append(DiagnosticStatus(
+                level=DiagnosticStatus.OK if t.goal_reached else DiagnosticStatus.WARN, name=name,
+                message="goal reached" if t.goal_reached else ("moving" if t.moving else "not reached"),
+                values=[KeyValue(key=k, value=v) for k, v in kv.items()]))
+        self.pub_tasks.publish(tasks)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        if not self.lockstep:
+            self.loop.stop()
+        self.loop.close()
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = WholeBodyControllerNode()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    except OptimusError as exc:
+        print(f"whole_body_controller: {exc}", flush=True)
+        raise SystemExit(1) from None
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,15 @@ from optimus_control.rt import Dynamics, Loop, LoopbackTransport, LoopConfig, Lo
 
 
 def task_count() -> int:
-    return len(os.listdir("/proc/self/task"))
+    """Loop threads of this process (named by the C loop); other libraries' threads come and go."""
+    count = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as comm:
+                count += comm.read().strip() == "optimus_rt"
+        except FileNotFoundError:  # the thread ended while listing
+            pass
+    return count
 
 
 def shm_entries() -> set[str]:

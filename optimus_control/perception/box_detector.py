@@ -71,17 +71,18 @@ class BoxDetector:
             frame.robot_mask = robot_mask_fn(frame)
         t1 = time.perf_counter()
         stage["geometry"] = 1e3 * (t1 - t0)
-        planes = find_support_planes(frame.z_m, frame.valid & ~frame.robot_mask, frame.horizontal_half,
+        usable = frame.valid & ~frame.robot_mask
+        planes = find_support_planes(frame.z_m, usable, frame.horizontal_half,
                                      frame.area_factor, frame.depth_m, self.camera.fx, p)
         t2 = time.perf_counter()
         stage["planes"] = 1e3 * (t2 - t1)
         if not planes:
             return FrameResult([], [], frame if keep_frame else None, None, stage)
-        candidates = frame.valid & ~frame.robot_mask & (frame.z_m > planes[-1].height_m + planes[-1].tolerance_m)
+        candidates = usable & (frame.z_m > planes[-1].height_m + planes[-1].tolerance_m)
         for plane in planes:
             # On or below a support, inside its footprint: the support itself, its gaps or what is under it.
             candidates &= ~(plane.footprint & (frame.z_m < plane.height_m + plane.tolerance_m))
-        labels, stats = label_objects(candidates, frame.depth_m, frame.lab_u8, p)
+        labels, stats = label_objects(candidates, frame.depth_m, frame.lab_window, p)
         t3 = time.perf_counter()
         stage["segment"] = 1e3 * (t3 - t2)
         rejections: list[str] = []

@@ -27,6 +27,21 @@ def _median(values: np.ndarray) -> float:
     return float(np.partition(values, m)[m])
 
 
+def _median_rows(values: np.ndarray) -> np.ndarray:
+    """Per-column median of (N, k) values, as np.median(values, axis=0) (the mean of the two middle values
+    for an even count) from one partial sort of the k columns together."""
+    n = values.shape[0]
+    lower, upper = (n - 1) // 2, n // 2
+    parts = np.partition(values.T, (lower, upper), axis=1)
+    return 0.5 * (parts[:, lower].astype(np.float64) + parts[:, upper])
+
+
+def _span(values: np.ndarray) -> float:
+    """max - min of a 1-D float32 array (one OpenCV pass; numpy's two reductions cost more on small arrays)."""
+    low, high, _, _ = cv2.minMaxLoc(values)
+    return high - low
+
+
 def _wrap_half_pi(yaw: float) -> float:
     """Yaw of a box about z modulo pi, in (-pi/2, pi/2]."""
     y = (yaw + np.pi / 2) % np.pi - np.pi / 2
@@ -34,6 +49,7 @@ def _wrap_half_pi(yaw: float) -> float:
 
 
 _K3 = np.ones((3, 3), np.uint8)
+_K5 = np.ones((5, 5), np.uint8)
 
 
 def _on_border(mask: np.ndarray, bbox: tuple[int, int, int, int], frame: FrameData) -> bool:
@@ -51,21 +67,18 @@ def _occlusion(frame: FrameData, top: np.ndarray, own: np.ndarray, bbox: tuple[i
     h, w = frame.depth_m.shape
     if _on_border(top, bbox, frame):
         return 1.0
-    top_u8 = top.astype(np.uint8)
-    ring = cv2.dilate(top_u8, np.ones((3, 3), np.uint8)).astype(bool) & ~own
-    if not np.any(ring):
+    ring = cv2.dilate(top.view(np.uint8), _K3).view(bool) & ~own
+    if not ring.any():
         return 0.0
     depth = frame.depth_m[y0:y1, x0:x1]
     top_depth = np.where(top, depth, np.float32(np.inf))
-    nearest_top = cv2.erode(top_depth, np.ones((3, 3), np.uint8))  # min depth of adjacent top pixels
+    nearest_top = cv2.erode(top_depth, _K3)[ring]  # min depth of adjacent top pixels
     ring_depth = depth[ring]
-    thr = params.depth_edge_m + params.depth_edge_ratio * nearest_top[ring]
-    valid = frame.valid[y0:y1, x0:x1]
+    thr = params.depth_edge_m + params.depth_edge_ratio * nearest_top
     # Missing depth next to the face hides it only where the hole is large (a 3x3 block or more).
-    invalid = (~valid).astype(np.uint8)
-    big_hole = cv2.dilate(cv2.erode(invalid, _K3), _K3).astype(bool)
+    big_hole = frame.large_depth_holes[y0:y1, x0:x1][ring]
     # The robot's own pixels count like any surface: occluding only when nearer (its mask is inflated).
-    occluded = ((ring_depth < nearest_top[ring] - thr) & valid[ring]) | big_hole[ring]
+    occluded = ((ring_depth < nearest_top - thr) & frame.valid[y0:y1, x0:x1][ring]) | big_hole
     return float(np.count_nonzero(occluded) / ring_depth.size)
 
 
@@ -120,24 +133,27 @@ def fit_object(frame: FrameData, labels: np.ndarray, label: int, bbox: tuple[int
     bin_only = height > params.max_object_height_m
     # The top-face band adapts to the depth noise seen on the flat top: a wide band also takes in the
     # upper rows of the side faces, whose points sit on the rim and inflate the measured size.
-    band = own & frame.horizontal[y0:y1, x0:x1] & (np.abs(z - z_top) < params.top_face_tolerance_m)
+    off_top = np.abs(z - z_top)
+    band = own & frame.horizontal[y0:y1, x0:x1] & (off_top < params.top_face_tolerance_m)
     dz = z[band] - z_top
     if dz.size >= 5:
         sigma = 1.4826 * _median(np.abs(dz - _median(dz)))
-        tol = float(np.clip(3.0 * sigma + 0.0005, 0.001, params.top_face_tolerance_m))
+        tol = min(max(3.0 * sigma + 0.0005, 0.001), params.top_face_tolerance_m)  # scalar clip (np.clip is slow)
     else:
         tol = params.top_face_tolerance_m
-    top = own & (np.abs(z - z_top) < tol)
+    top = own & (off_top < tol)
     n_top = int(np.count_nonzero(top))
     if n_top < params.min_component_pixels // 2:
         return reject(f"top face of {n_top} px")
 
-    xy = frame.points_odom[:2, y0:y1, x0:x1][:, top].T.astype(np.float64)
-    extent = float(np.max(np.ptp(xy, axis=0)))  # cheap bounds before the fit: a diagonal limits any side
+    xy_rows = frame.points_odom[:2, y0:y1, x0:x1][:, top]  # (2, n_top)
+    extent = max(_span(xy_rows[0]), _span(xy_rows[1]))  # cheap bounds before the fit: a diagonal limits any side
     if extent > np.sqrt(2.0) * params.max_object_side_m or (bin_only and extent < params.bin_min_side_m):
         return reject(f"top extent {extent:.3f} m out of range" + (" for a bin" if bin_only else ""))
-    weight = frame.area_if_horizontal_m2(slice(y0, y1), slice(x0, x1))[top].astype(np.float64)
+    depth_top = frame.depth_m[y0:y1, x0:x1][top]
+    weight = (depth_top * depth_top * frame.area_factor[y0:y1, x0:x1][top]).astype(np.float64)
     top_area = float(weight.sum())
+    xy = xy_rows.T.astype(np.float64)
     rect_centre, (rw, rh), angle_deg = cv2.minAreaRect(xy.astype(np.float32))
     pixel_side = float(np.sqrt(top_area / n_top))  # typical pixel footprint on the top [m]
     rim_fill = top_area / (max(float(rw * rh), 1e-9) + 2.0 * pixel_side * (rw + rh))
@@ -168,7 +184,7 @@ def fit_object(frame: FrameData, labels: np.ndarray, label: int, bbox: tuple[int
         centre = np.asarray(rect_centre, dtype=np.float64)
     else:
         # Normals are unknown within the stencil half-width of the rim, so grow the flat area by that much.
-        flat = cv2.dilate(frame.horizontal[y0:y1, x0:x1].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        flat = cv2.dilate(frame.horizontal[y0:y1, x0:x1].astype(np.uint8), _K5).view(bool)
         if np.count_nonzero(top & flat) < 0.6 * n_top:
             return reject("highest level is not flat")  # a slanted or vertical surface, not a box top
         fill = top_area / max(float(sides[0] * sides[1]), 1e-9)
@@ -188,7 +204,7 @@ def fit_object(frame: FrameData, labels: np.ndarray, label: int, bbox: tuple[int
     if is_bin:
         name, distance = params.bin_class, 0.0
     else:
-        lab = lab_to_float(np.median(frame.lab_u8[y0:y1, x0:x1][top], axis=0))
+        lab = lab_to_float(_median_rows(frame.lab_of(frame.rgb[y0:y1, x0:x1][top])))
         name, distance = classifier.classify(lab)
     return Detection(
         class_name=name, position_m=np.array([centre[0], centre[1], support + 0.5 * height]), yaw_rad=_wrap_half_pi(yaw),

@@ -28,7 +28,9 @@ class PinholeCamera:
             raise SensorDataError(f"invalid camera intrinsics {self}: sizes and focal lengths must be > 0")
         u = (np.arange(self.width, dtype=np.float32) - self.cx) / self.fx
         v = (np.arange(self.height, dtype=np.float32) - self.cy) / self.fy
-        # (H, W) ray slopes x/z and y/z, computed once per camera.
+        # Ray slopes x/z per column and y/z per row, and as (H, W) grids, computed once per camera.
+        object.__setattr__(self, "_slope_x", u)
+        object.__setattr__(self, "_slope_y", v)
         object.__setattr__(self, "_ray_x", np.ascontiguousarray(np.broadcast_to(u[None, :], (self.height, self.width))))
         object.__setattr__(self, "_ray_y", np.ascontiguousarray(np.broadcast_to(v[:, None], (self.height, self.width))))
 
@@ -47,6 +49,16 @@ class PinholeCamera:
     def ray_slopes(self) -> tuple[np.ndarray, np.ndarray]:
         """(x/z, y/z) of every pixel's ray, each (H, W)."""
         return self._ray_x, self._ray_y
+
+    def ray_combination(self, a: float, b: float, c: float, out: np.ndarray | None = None) -> np.ndarray:
+        """(H, W) float32 a x/z + b y/z + c of every pixel's ray, e.g. one odom axis of the unit-depth ray.
+
+        One broadcast sum of a row and a column vector: the x slope depends on the column only, the y slope
+        on the row only.
+        """
+        row = np.float32(a) * self._slope_x
+        col = np.float32(b) * self._slope_y + np.float32(c)
+        return np.add(row[None, :], col[:, None], out=out)
 
     def back_project(self, depth_m: np.ndarray) -> np.ndarray:
         """(H, W, 3) points in the optical frame from a z-depth image; invalid depth gives NaN/inf points."""

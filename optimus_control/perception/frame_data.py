@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -21,7 +22,7 @@ class FrameData:
     depth_m: np.ndarray  # float32, 0 where invalid
     valid: np.ndarray  # bool: finite depth within range
     points_odom: np.ndarray  # float32 (3, H, W): x, y, z planes (planar layout keeps per-axis maths contiguous)
-    lab_u8: np.ndarray  # uint8 (H, W, 3) OpenCV 8-bit Lab; lab_to_float() gives CIE units for a window
+    rgb: np.ndarray  # uint8 (H, W, 3); lab_window() converts the windows the stages look at
     horizontal: np.ndarray  # bool: surface normal within tolerance of odom +z
     horizontal_half: np.ndarray  # the same on the half-resolution grid [::2, ::2] where it is computed
     area_factor: np.ndarray  # float32: area [m^2] a pixel covers on a horizontal plane = depth^2 x this
@@ -30,6 +31,25 @@ class FrameData:
     @property
     def z_m(self) -> np.ndarray:
         return self.points_odom[2]
+
+    def lab_window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """OpenCV 8-bit Lab (uint8, (y1 - y0, x1 - x0, 3)) of an image window; lab_to_float() gives CIE units.
+
+        Only the window of candidate pixels is converted, not the whole frame (walls, floor and robot are
+        never looked at in colour). 8-bit Lab is 4x faster than float Lab and precise enough for colour classes.
+        """
+        return cv2.cvtColor(self.rgb[y0:y1, x0:x1], cv2.COLOR_RGB2Lab)
+
+    @functools.cached_property
+    def large_depth_holes(self) -> np.ndarray:
+        """(H, W) bool: invalid depth pixels in 3x3 blocks or larger (isolated dropouts removed)."""
+        invalid = (~self.valid).view(np.uint8)
+        return cv2.morphologyEx(invalid, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).view(bool)
+
+    @staticmethod
+    def lab_of(rgb_pixels: np.ndarray) -> np.ndarray:
+        """OpenCV 8-bit Lab (N, 3) of (N, 3) uint8 RGB pixels, e.g. one object's face."""
+        return cv2.cvtColor(rgb_pixels[:, None, :], cv2.COLOR_RGB2Lab)[:, 0, :]
 
     def area_if_horizontal_m2(self, rows: slice | None = None, cols: slice | None = None) -> np.ndarray:
         """Metric area each pixel (of an optional sub-window) covers if its surface is horizontal."""
@@ -44,7 +64,7 @@ def compute_frame_data(camera: PinholeCamera, rgb: np.ndarray, depth_m: np.ndarr
     """Back-project, transform to odom, estimate which pixels are horizontal and their metric areas."""
     depth = np.asarray(depth_m, dtype=np.float32)
     with np.errstate(invalid="ignore"):
-        valid = np.isfinite(depth) & (depth > min_depth_m) & (depth < max_depth_m)
+        valid = (depth > min_depth_m) & (depth < max_depth_m)  # false for NaN and +-inf too
     depth = np.where(valid, depth, np.float32(0.0))
     # Isolated invalid pixels (sensor dropouts) with at least 5 valid neighbours out of 8 take the median of
     # their 3x3 window, so dropouts neither split objects nor read as occluders; larger holes stay invalid.
@@ -56,15 +76,12 @@ def compute_frame_data(camera: PinholeCamera, rgb: np.ndarray, depth_m: np.ndarr
         fill &= median > min_depth_m
         depth[fill] = median[fill]
         valid = valid | fill
-    rx, ry = camera.ray_slopes
     rot = np.asarray(camera_rotation, dtype=np.float32)
     pos = np.asarray(camera_position_m, dtype=np.float32)
     points = np.empty((3,) + depth.shape, dtype=np.float32)
     for k in range(3):
-        coeff = rx * rot[k, 0]
-        coeff += ry * rot[k, 1]
-        coeff += rot[k, 2]
-        np.multiply(coeff, depth, out=points[k])
+        camera.ray_combination(rot[k, 0], rot[k, 1], rot[k, 2], out=points[k])  # odom axis k of the unit-depth ray
+        points[k] *= depth
         points[k] += pos[k]
     # Horizontal surfaces, on a half-resolution grid (4x cheaper; the stencil spans 2 px each side at full
     # resolution): both image-direction tangents of the surface rise less than tan(tolerance).
@@ -75,20 +92,17 @@ def compute_frame_data(camera: PinholeCamera, rgb: np.ndarray, depth_m: np.ndarr
     vx, vy, vz = (a[2:, 1:-1] - a[:-2, 1:-1] for a in (hx, hy, hz))
     flat[1:-1, 1:-1] = (uz * uz <= tan2 * (ux * ux + uy * uy)) & (vz * vz <= tan2 * (vx * vx + vy * vy))
     valid_half = cv2.erode(valid[::2, ::2].astype(np.uint8), np.ones((3, 3), np.uint8))  # stencil inside valid depth
-    flat &= valid_half.astype(bool)
-    horizontal = cv2.resize(flat.astype(np.uint8), (depth.shape[1], depth.shape[0]),
-                            interpolation=cv2.INTER_NEAREST).astype(bool) & valid
+    flat &= valid_half.view(bool)
+    horizontal = cv2.resize(flat.view(np.uint8), (depth.shape[1], depth.shape[0]),
+                            interpolation=cv2.INTER_NEAREST).view(bool) & valid
     # Area a pixel covers on a horizontal plane: its solid angle times range^2 over the cosine of incidence,
     # which simplifies to z^2 / (fx fy |n . r|), n = odom +z in the optical frame, r = (x/z, y/z, 1).
-    dot = rx * rot[2, 0]
-    dot += ry * rot[2, 1]
-    dot += rot[2, 2]
+    dot = camera.ray_combination(rot[2, 0], rot[2, 1], rot[2, 2])
     np.abs(dot, out=dot)
     np.maximum(dot, np.float32(1e-3), out=dot)
     area_factor = np.float32(1.0 / (camera.fx * camera.fy)) / dot
-    # 8-bit Lab is 4x faster than float Lab and precise enough for colour classes.
-    lab_u8 = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2Lab)
-    return FrameData(camera, depth, valid, points, lab_u8, horizontal, flat, area_factor, np.zeros(depth.shape, dtype=bool))
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    return FrameData(camera, depth, valid, points, rgb, horizontal, flat, area_factor, np.zeros(depth.shape, dtype=bool))
 
 
 def lab_to_float(lab_u8: np.ndarray) -> np.ndarray:

@@ -32,9 +32,8 @@ def robot_pixel_mask(depth_m: np.ndarray, valid: np.ndarray, camera: PinholeCame
     fx, fy, cx, cy = camera.fx, camera.fy, camera.cx, camera.cy
     r_cam, t_cam = view.camera_rotation, view.camera_position_m
     # All bodies at once: (B, 3, 3) axes, (B, 3) centres and inflated half extents, (B, 8, 3) corners.
-    rot = np.stack([b.rotation for b in view.bodies])
-    centre = np.stack([b.center_m for b in view.bodies])
-    half = np.stack([b.half_extents_m for b in view.bodies]) + margin_m
+    rot, centre, half = view.body_arrays()
+    half = half + margin_m
     cam_local = np.einsum("bji,bj->bi", rot, t_cam - centre)
     around_camera = np.all(np.abs(cam_local) <= half, axis=1)  # the head: the camera looks out of it
     corners = centre[:, None, :] + np.einsum("bkj,bij->bki", _CORNER_SIGNS[None] * half[:, None, :], rot)
@@ -43,18 +42,27 @@ def robot_pixel_mask(depth_m: np.ndarray, valid: np.ndarray, camera: PinholeCame
     with np.errstate(divide="ignore", invalid="ignore"):
         us = fx * c[..., 0] / c[..., 2] + cx
         vs = fy * c[..., 1] / c[..., 2] + cy
-    for b in np.flatnonzero(~around_camera & (z_far > 0.0)):
-        if z_near[b] <= 1e-3:
-            # Straddles the image plane: its outline is unbounded; take every pixel in its depth range.
-            mask |= valid & (depth_m <= z_far[b])
-            continue
-        u0, u1 = max(0, int(np.floor(us[b].min()))), min(width, int(np.ceil(us[b].max())) + 1)
-        v0, v1 = max(0, int(np.floor(vs[b].min()))), min(height, int(np.ceil(vs[b].max())) + 1)
-        if u0 >= u1 or v0 >= v1:
-            continue
+    seen = ~around_camera & (z_far > 0.0)
+    straddling = seen & (z_near <= 1e-3)
+    if straddling.any():
+        # Straddles the image plane: its outline is unbounded; take every pixel in its depth range.
+        mask |= depth_m <= z_far[straddling].max()
+    # Pixel rectangles of the remaining bodies' outlines, all at once, then one convex fill per body.
+    ahead = np.flatnonzero(seen & ~straddling)
+    u_lo, u_hi = us[ahead].min(axis=1), us[ahead].max(axis=1)
+    v_lo, v_hi = vs[ahead].min(axis=1), vs[ahead].max(axis=1)
+    u0s = np.maximum(np.floor(u_lo), 0).astype(int)
+    u1s = np.minimum(np.ceil(u_hi) + 1, width).astype(int)
+    v0s = np.maximum(np.floor(v_lo), 0).astype(int)
+    v1s = np.minimum(np.ceil(v_hi) + 1, height).astype(int)
+    in_view = np.flatnonzero((u0s < u1s) & (v0s < v1s))
+    corners_px = np.stack([us[ahead] - u0s[:, None], vs[ahead] - v0s[:, None]], axis=2)
+    corners_fixed = np.round(corners_px * 16).astype(np.int32)  # 4 fractional bits for cv2 shift=4
+    for k in in_view.tolist():
+        b = ahead[k]
+        u0, u1, v0, v1 = int(u0s[k]), int(u1s[k]), int(v0s[k]), int(v1s[k])
         outline = np.zeros((v1 - v0, u1 - u0), dtype=np.uint8)
-        pts = np.round(np.column_stack([us[b] - u0, vs[b] - v0]) * 16).astype(np.int32)  # 4 fractional bits
-        cv2.fillConvexPoly(outline, cv2.convexHull(pts), 1, lineType=cv2.LINE_8, shift=4)
+        cv2.fillConvexPoly(outline, cv2.convexHull(corners_fixed[k]), 1, lineType=cv2.LINE_8, shift=4)
         d = depth_m[v0:v1, u0:u1]
         inside = (d >= z_near[b]) & (d <= z_far[b])
         inside &= outline.view(bool)

@@ -9,7 +9,8 @@ inside its image footprint belongs to the support (roller gaps, belt edges), nev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -19,15 +20,29 @@ from optimus_control.perception.params import PerceptionParams
 _BIN_M = 0.01
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median of a non-empty 1-D array (the mean of the two middle values for an even count) by one
+    partial sort, without np.median's overhead."""
+    lower, upper = (values.size - 1) // 2, values.size // 2
+    parts = np.partition(values, (lower, upper))
+    return 0.5 * (float(parts[lower]) + float(parts[upper]))
+
+
 @dataclass(frozen=True)
 class SupportPlane:
     """A horizontal support at ``height_m`` (odom z) and the pixels that see it."""
 
     height_m: float
     area_m2: float
-    mask: np.ndarray  # (H, W) bool: pixels on the plane
     footprint: np.ndarray  # (H, W) bool: image region of the support, gaps closed (rollers, slats, belts)
     tolerance_m: float  # half-width of the height band of the plane (grows with depth noise)
+    z_m: np.ndarray = field(repr=False, compare=False)  # (H, W) odom z of the frame's pixels
+    valid: np.ndarray = field(repr=False, compare=False)  # (H, W) bool: pixels with usable depth
+
+    @functools.cached_property
+    def mask(self) -> np.ndarray:
+        """(H, W) bool: pixels on the plane (computed on first use; the detector needs only the footprint)."""
+        return self.footprint & self.valid & (np.abs(self.z_m - self.height_m) < self.tolerance_m)
 
 
 def find_support_planes(z_m: np.ndarray, valid: np.ndarray, horizontal_half: np.ndarray, area_factor: np.ndarray,
@@ -40,8 +55,9 @@ def find_support_planes(z_m: np.ndarray, valid: np.ndarray, horizontal_half: np.
     millimetres of the roller tops. Walls and box sides spread their votes over many heights.
     """
     full_valid, full_z = valid, z_m
-    z_m, valid, horizontal = z_m[::2, ::2], valid[::2, ::2], horizontal_half
-    depth_m = depth_m[::2, ::2]
+    # Contiguous half-resolution copies: every peak below reads them again.
+    z_m, valid, horizontal = np.ascontiguousarray(z_m[::2, ::2]), np.ascontiguousarray(valid[::2, ::2]), horizontal_half
+    depth_m = np.ascontiguousarray(depth_m[::2, ::2])
     hz = z_m[valid]
     if hz.size == 0:
         return []
@@ -54,13 +70,14 @@ def find_support_planes(z_m: np.ndarray, valid: np.ndarray, horizontal_half: np.
     n_bins = int(np.ceil((hz.max() - lo) / _BIN_M)) + 2
     hist = np.bincount(((hz - lo) / _BIN_M).astype(np.int64), weights=ha, minlength=n_bins)
     window = np.convolve(hist, np.ones(3), mode="same")
-    peaks = [i for i in range(n_bins) if window[i] >= 0.5 * params.support_min_area_m2
-             and window[i] >= window[max(i - 1, 0)] and window[i] >= window[min(i + 1, n_bins - 1)]]
+    bins = np.arange(n_bins)
+    left, right = window[np.maximum(bins - 1, 0)], window[np.minimum(bins + 1, n_bins - 1)]
+    peaks = np.flatnonzero((window >= 0.5 * params.support_min_area_m2) & (window >= left) & (window >= right))
     close_small = np.ones((4, 4), np.uint8)
     close_large = np.ones((8, 8), np.uint8)
     full_size = (full_z.shape[1], full_z.shape[0])
     planes: list[SupportPlane] = []
-    for i in sorted(peaks, key=lambda k: -window[k]):
+    for i in peaks[np.argsort(-window[peaks], kind="stable")].tolist():  # largest first
         centre = lo + (i + 0.5) * _BIN_M
         near_z = hz[np.abs(hz - centre) < 1.5 * _BIN_M]
         if near_z.size == 0:
@@ -70,14 +87,14 @@ def find_support_planes(z_m: np.ndarray, valid: np.ndarray, horizontal_half: np.
         # curved surface is flattest), refined by the median of the points within 4 mm of it.
         fine = np.bincount(((near_z - near_z.min()) / 0.002).astype(np.int64))
         slab = near_z.min() + (int(np.argmax(fine)) + 0.5) * 0.002
-        height = float(np.median(near_z[np.abs(near_z - slab) < 0.004]))
+        height = _median(near_z[np.abs(near_z - slab) < 0.004])
         if any(abs(height - p.height_m) < 2 * params.support_height_tolerance_m for p in planes):
             continue
         # Widen the band to the measured depth noise on this plane (3 sigma from the median deviation),
         # at most to 2.5 x the configured band (a wider band would swallow the next level).
         dev = np.abs(near_z[np.abs(near_z - height) < 0.01] - height)
-        tol = float(np.clip(3.0 * 1.4826 * np.median(dev), params.support_height_tolerance_m,
-                            2.5 * params.support_height_tolerance_m))
+        tol = min(max(3.0 * 1.4826 * _median(dev), params.support_height_tolerance_m),
+                  2.5 * params.support_height_tolerance_m)
         on_plane = valid & (np.abs(z_m - height) < tol)
         closed = cv2.morphologyEx(on_plane.astype(np.uint8), cv2.MORPH_CLOSE, close_small)
         n, labels = cv2.connectedComponents(closed, connectivity=8)
@@ -95,8 +112,7 @@ def find_support_planes(z_m: np.ndarray, valid: np.ndarray, horizontal_half: np.
         is_kept[keep] = True
         region = is_kept[labels].astype(np.uint8)
         footprint_half = cv2.morphologyEx(region, cv2.MORPH_CLOSE, close_large)
-        footprint = cv2.resize(footprint_half, full_size, interpolation=cv2.INTER_NEAREST).astype(bool)
-        mask = footprint & full_valid & (np.abs(full_z - height) < tol)
-        planes.append(SupportPlane(height, float(region_area[keep].sum()), mask, footprint, tol))
+        footprint = cv2.resize(footprint_half, full_size, interpolation=cv2.INTER_NEAREST).view(bool)
+        planes.append(SupportPlane(height, float(region_area[keep].sum()), footprint, tol, full_z, full_valid))
     planes.sort(key=lambda p: -p.height_m)
     return planes

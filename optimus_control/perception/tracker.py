@@ -91,17 +91,21 @@ class Tracker:
         tracks = list(self.tracks.values())
         matched_dets: set[int] = set()
         if tracks and detections:
-            cost = np.full((len(tracks), len(detections)), 1e6)
-            for i, tr in enumerate(tracks):
-                for j, det in enumerate(detections):
-                    if det.class_name != tr.class_name or det.is_bin != tr.is_bin:
-                        continue
-                    d = float(np.linalg.norm(det.position_m - tr.position_m))
-                    if d <= p.track_gate_m:
-                        cost[i, j] = d
+            # All track-detection distances at once (hundreds of lost tracks may be kept): gated by the
+            # distance and by a matching class.
+            track_xyz = np.array([tr.position_m for tr in tracks])
+            det_xyz = np.array([det.position_m for det in detections])
+            dist = np.sqrt(np.sum((track_xyz[:, None, :] - det_xyz[None, :, :]) ** 2, axis=2))
+            kinds = {}
+            track_kind = np.array([kinds.setdefault((tr.class_name, tr.is_bin), len(kinds)) for tr in tracks])
+            det_kind = np.array([kinds.get((det.class_name, det.is_bin), -1) for det in detections])
+            allowed = (track_kind[:, None] == det_kind[None, :]) & (dist <= p.track_gate_m)
+            candidates = np.flatnonzero(allowed.any(axis=1))  # tracks with no detection in reach cannot match
+            cost = np.where(allowed[candidates], dist[candidates], 1e6)
             rows, cols = linear_sum_assignment(cost)
-            for i, j in zip(rows, cols):
-                if cost[i, j] < 1e6:
+            for r, j in zip(rows, cols):
+                i = candidates[r]
+                if cost[r, j] < 1e6:
                     self._merge(tracks[i], detections[j], t_s)
                     matched_dets.add(int(j))
         for j, det in enumerate(detections):

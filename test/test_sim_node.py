@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -87,30 +88,59 @@ def assert_rate(stamps, period_s: float) -> None:
     assert np.any(np.round(steps) == 1), f"never two consecutive stamps {period_s} s apart: {steps}"
 
 
+class SimProcess:
+    """The sim node's process, its output files and its joint-bus name."""
+
+    def __init__(self, log_dir, bus: str, *params: str):
+        self.bus = bus
+        self.stdout_path, self.stderr_path = log_dir / "sim.stdout", log_dir / "sim.stderr"
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            # Files, not pipes (nobody reads a pipe while the tests run); SIGINT back to its default as in a
+            # terminal (a shell starts background jobs with SIGINT ignored, and the child would inherit that).
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "optimus_control.nodes.sim", "--ros-args", "-p", f"bus_name:={bus}",
+                 *[a for param in params for a in ("-p", param)]],
+                env=ros_env(DOMAIN_ID), stdout=out, stderr=err, text=True,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def output(self) -> tuple[str, str]:
+        return self.stdout_path.read_text(), self.stderr_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise
+
+
 @pytest.fixture(scope="module")
-def sim_node(robot):
-    env = ros_env(DOMAIN_ID)
-    bus = f"optimus_simnode_{os.getpid()}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "optimus_control.nodes.sim", "--ros-args", "-p", "mode:=realtime", "-p", f"bus_name:={bus}",
-         "-p", "scene:=sorting_cell", "-p", "seed:=1", "-p", "push_link:=l_wrist", "-p", "push_force_n:=[0.0, 0.0, 80.0]",
-         "-p", "step_ticks:=40"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def sim_process(robot, tmp_path_factory):
+    sim = SimProcess(tmp_path_factory.mktemp("sim_node"), f"optimus_simnode_{os.getpid()}", "mode:=realtime",
+                     "scene:=sorting_cell", "seed:=1", "push_link:=l_wrist", "push_force_n:=[0.0, 0.0, 80.0]",
+                     "step_ticks:=40")
+    try:
+        yield sim
+    finally:
+        if sim.proc.poll() is None:
+            sim.stop()
+    assert not os.path.exists(f"/dev/shm/{sim.bus}"), "the node did not remove its joint-bus segment"
+
+
+@pytest.fixture(scope="module")
+def sim_node(sim_process):
     probe = Probe()
     try:
         probe.spin(60.0, until=lambda: min(len(probe.got[t]) for t in ("/camera/color/image_raw", "/camera/depth/image_raw",
                                                                       "/camera/color/camera_info", "/sim/objects")) >= 5)
-        if proc.poll() is not None:
-            pytest.fail(f"sim node exited: {proc.stdout.read()}")
+        if sim_process.proc.poll() is not None:
+            pytest.fail(f"sim node exited: {sim_process.output()}")
         yield probe
     finally:
         probe.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    assert not os.path.exists(f"/dev/shm/{bus}"), "the node did not remove its joint-bus segment"
 
 
 def test_camera_topics_types_frames_and_rate(sim_node, robot):
@@ -143,7 +173,7 @@ def test_clock_and_ground_truth_topics(sim_node, robot):
     assert_rate([stamp_s(p) for p in poses], 0.01)
     assert poses[-1].pose.position.z == pytest.approx(robot.standing_configuration()[2], abs=0.02)
     markers = sim_node.got["/sim/objects"][-1].markers
-    assert 3 <= len(markers) <= 4 and {m.header.frame_id for m in markers} == {"odom"}
+    assert 6 <= len(markers) <= 8 and {m.header.frame_id for m in markers} == {"odom"}
     assert sorted(m.id for m in markers) == list(range(len(markers)))
     assert all(0.8 < m.pose.position.z < 0.9 and m.scale.x == pytest.approx(0.08) for m in markers)
     joints = sim_node.got["/sim/joint_states"][-1]
@@ -191,6 +221,38 @@ def test_pause_and_step(sim_node):
     sim_node.spin(0.5)
     assert len(sim_node.got["/clock"]) == 10, "the sim ran on after the requested steps"
     assert sim_node.call(SetBool, "/sim/pause", SetBool.Request(data=False)).success
+
+
+def test_sigint_stops_the_node_cleanly(sim_node, sim_process):
+    """Ctrl-C while physics, camera and /clock run: physics stops first, exit code 0, no traceback, bus removed.
+    (This ends the module's node: it runs after the other tests that use it.)"""
+    sim_node.spin(20.0, until=lambda: len(sim_node.got["/clock"]) >= 5)   # the sim is running, not paused
+    assert sim_process.proc.poll() is None
+    code = sim_process.stop(signal.SIGINT)
+    out, err = sim_process.output()
+    assert "Traceback" not in err and "Traceback" not in out, err[-3000:]
+    assert "context is invalid" not in err
+    assert code == 0, f"exit code {code}:\n{err[-3000:]}"
+    assert not os.path.exists(f"/dev/shm/{sim_process.bus}")
+
+
+def test_sigterm_stops_a_waiting_lockstep_node_cleanly(tmp_path):
+    """SIGTERM (as the launcher sends) while lockstep waits for a controller that never comes: same clean exit."""
+    sim = SimProcess(tmp_path, f"optimus_simnode_lock_{os.getpid()}", "mode:=lockstep", "camera_enabled:=false",
+                     "scene:=sorting_cell")
+    try:
+        deadline = time.monotonic() + 60.0
+        while "sim ready" not in "".join(sim.output()) and sim.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "sim ready" in "".join(sim.output()), sim.output()
+        code = sim.stop(signal.SIGTERM)
+    finally:
+        if sim.proc.poll() is None:
+            sim.proc.kill()
+            sim.proc.wait(timeout=10)
+    out, err = sim.output()
+    assert code == 0 and "Traceback" not in err + out, err[-3000:]
+    assert not os.path.exists(f"/dev/shm/{sim.bus}")
 
 
 def test_bad_scene_stops_the_node_with_a_clear_error(tmp_path):

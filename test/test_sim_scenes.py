@@ -23,17 +23,36 @@ def _positions(world) -> dict[int, np.ndarray]:
     return {k: v[0] for k, v in world.ground_truth().objects.items()}
 
 
-def test_sorting_cell_has_boxes_within_reach_and_bins_at_the_sides(world):
-    built = build_scene(world, load_scene("sorting_cell"), seed=1)
-    assert 3 <= len(built.objects) <= 4
+@pytest.mark.parametrize("seed", range(12))
+def test_sorting_cell_holds_the_factory_job_within_reach(world, seed):
+    """6-8 boxes of >= 2 of the bins' colours, on the table top within reach, >= 5 cm apart; bins at both sides."""
+    import itertools
+
+    import pybullet as pb
+
+    built = build_scene(world, load_scene("sorting_cell"), seed=seed)
+    assert 6 <= len(built.objects) <= 8
+    bins = [f for f in built.spec.furniture if f.type == "bin"]
+    bin_colours = {f.name.removeprefix("bin_") for f in bins}
+    assert len({o.colour for o in built.objects}) >= 2
+    assert {o.colour for o in built.objects} <= bin_colours
     pelvis = world.ground_truth().base_position
     for obj in built.objects:
         p = _positions(world)[obj.id]
-        assert 0.35 <= p[0] - pelvis[0] <= 0.6, f"{obj.name} at {p} is not 0.35-0.6 m in front of the pelvis"
+        assert 0.35 <= p[0] - pelvis[0] <= 0.58 + 1e-9, f"{obj.name} at {p} is not 0.35-0.58 m in front of the pelvis"
+        assert abs(p[1] - pelvis[1]) <= 0.28 + 1e-9, f"{obj.name} at {p} is more than 0.28 m to the side"
         assert 0.75 <= p[2] - obj.size[2] / 2 <= 0.85 + 1e-3, "box does not rest on a 0.75-0.85 m table top"
-        assert obj.colour in ("red", "green", "blue")
-    bins = [f for f in built.spec.furniture if f.type == "bin"]
+    bodies = list(world.objects.values())
+    for a, b in itertools.combinations(bodies, 2):
+        gap = min(pt[8] for pt in pb.getClosestPoints(a, b, 1.0, physicsClientId=world.client))
+        assert gap >= 0.05 - 1e-3, f"boxes {a} and {b} only {gap:.3f} m apart"
     assert {np.sign(f.position[1]) for f in bins} == {-1.0, 1.0}
+
+
+def test_two_box_ci_cell_has_one_red_and_one_blue_box(world):
+    for seed in range(5):
+        built = build_scene(world, load_scene("sorting_cell_two_boxes"), seed=seed)
+        assert sorted(o.colour for o in built.objects) == ["blue", "red"]
 
 
 def test_boxes_settle_on_the_table(world):
@@ -100,6 +119,14 @@ BOX0, TABLE0 = r"boxes\[0\] 'box'", r"furniture\[0\] 'table'"
      BOX0 + r" \(box 1 of 1\): at .* overlaps furniture 'table'"),
     (("position: [0.6, 0.0]", "position: [0.1, 0.0]"), TABLE0 + r": overlaps the robot"),
     (("mass: 0.2", "mass: -1"), BOX0 + r".mass: must be > 0"),
+    (("y: [-0.2, 0.2]}", "y: [-0.2, 0.2], slots: [1, 1]}"), BOX0 + r".count: up to 2 boxes but region 'top' has 1 slots"),
+    (("y: [-0.2, 0.2]}", "y: [-0.2, 0.2], slots: [2, 1.5]}"), r"regions\[0\] 'top'.slots: expected two whole numbers"),
+    (("y: [-0.2, 0.2]}", "y: [-0.2, 0.2], jitter: [0.01, 0.01]}"), r"regions\[0\] 'top'.jitter: jitter only applies with"),
+    (("y: [-0.2, 0.2]}", "y: [-0.2, 0.2], slots: [2, 2], jitter: [0.11, 0.0]}"),
+     r"regions\[0\] 'top'.jitter: jitter 0.11 m along x is more than half the range"),
+    (("colours: [red]}", "colours: [red], min_colours: 2}"), BOX0 + r".min_colours: 2 different colours asked for but only 1"),
+    (("colours: [red]}", "colours: [red], min_gap: 0.5}"),
+     BOX0 + r" \(box 2 of 2\): no free spot in region 'top'.*min_gap 0.5 m"),
 ])
 def test_bad_scene_files_name_the_file_and_entry(tmp_path, world, change, message):
     old, new = change
@@ -108,6 +135,37 @@ def test_bad_scene_files_name_the_file_and_entry(tmp_path, world, change, messag
     with pytest.raises(ConfigError, match=message) as err:
         build_scene(world, load_scene(path), seed=0)
     assert str(path) in str(err.value)
+
+
+def test_min_colours_needs_that_many_boxes(tmp_path, world):
+    text = GOOD.replace("count: 2,", "count: [1, 2],").replace("colours: [red]}", "colours: [red, blue], min_colours: 2}")
+    with pytest.raises(ConfigError, match=BOX0 + r".min_colours: 2 different colours need a count of at least 2, got 1"):
+        load_scene(_write(tmp_path, text))
+
+
+def test_slots_min_gap_and_min_colours_hold_for_every_seed(tmp_path, world):
+    """Boxes take distinct slots (centre within the jitter of a slot), keep min_gap, and show min_colours colours."""
+    import itertools
+
+    import pybullet as pb
+
+    text = GOOD.replace("y: [-0.2, 0.2]}", "y: [-0.2, 0.2], slots: [2, 3], jitter: [0.01, 0.02]}").replace(
+        "count: 2, size: [0.06, 0.06, 0.06], mass: 0.2, colours: [red]}",
+        "count: [5, 6], size: [0.06, 0.06, 0.06], mass: 0.2, colours: [red, green, blue, yellow, orange, purple, white, "
+        "black, grey, brown, wood, cardboard, steel], min_colours: 5, min_gap: 0.05, yaw_deg: [-30, 30]}")
+    spec = load_scene(_write(tmp_path, text))
+    slots = np.array(spec.regions[0].slot_centres()) + np.array([0.6, 0.0])   # the table is not yawed
+    assert slots.shape == (6, 2) and slots[:, 0].min() == pytest.approx(0.51) and slots[:, 1].max() == pytest.approx(0.18)
+    for seed in range(10):
+        built = build_scene(world, spec, seed=seed)
+        assert len({o.colour for o in built.objects}) >= 5
+        centres = np.array([world.ground_truth().objects[o.id][0][:2] for o in built.objects])
+        nearest = np.argmin(np.linalg.norm(centres[:, None, :] - slots[None], axis=2), axis=1)
+        assert len(set(nearest.tolist())) == len(built.objects)
+        offsets = np.abs(centres - slots[nearest])
+        assert (offsets <= np.array([0.01, 0.02]) + 1e-9).all()
+        for a, b in itertools.combinations(world.objects.values(), 2):
+            assert min(pt[8] for pt in pb.getClosestPoints(a, b, 1.0, physicsClientId=world.client)) >= 0.05 - 1e-3
 
 
 def test_two_fixed_boxes_overlapping_each_other(tmp_path, world):

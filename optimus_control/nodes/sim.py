@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import traceback
 
 import numpy as np
 import rclpy
@@ -17,6 +18,7 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64
@@ -30,6 +32,7 @@ from optimus_control.sim.world import GroundTruth, SimParams
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 ACTUATOR_PREFIX = "actuator."
+PHYSICS_STOP_TIMEOUT_S = 10.0   # a step, a lockstep wait slice or an in-thread camera render: well under this
 
 
 def _stamp(time_s: float) -> Time:
@@ -63,6 +66,8 @@ class SimNode(Node):
         self.optical_frame = robot.config.camera.optical_frame
         self.camera_info = self._camera_info()
         self._camera_error_logged = False
+        self._outputs_lock = threading.Lock()  # the sim thread publishes under it; close_outputs ends that
+        self._outputs_open = True
         self.create_service(Trigger, "/sim/reset", self._on_reset)
         self.create_service(Trigger, "/sim/push", self._on_push)
         self.create_service(SetBool, "/sim/pause", self._on_pause)
@@ -137,10 +142,27 @@ class SimNode(Node):
         return info
 
     # ---- outputs (called from the sim thread) ------------------------------------------------------------
+    def close_outputs(self) -> None:
+        """No publishing from the sim thread after this returns (the publishers may then be destroyed)."""
+        with self._outputs_lock:
+            self._outputs_open = False
+
     def on_clock(self, time_s: float) -> None:
-        self.pub_clock.publish(Clock(clock=_stamp(time_s)))
+        with self._outputs_lock:
+            if self._outputs_open:
+                self.pub_clock.publish(Clock(clock=_stamp(time_s)))
 
     def on_camera(self, time_s: float, rgb: np.ndarray, depth_m: np.ndarray) -> None:
+        with self._outputs_lock:
+            if self._outputs_open:
+                self._publish_camera(time_s, rgb, depth_m)
+
+    def on_ground_truth(self, time_s: float, truth: GroundTruth, joint_q: np.ndarray, joint_v: np.ndarray) -> None:
+        with self._outputs_lock:
+            if self._outputs_open:
+                self._publish_ground_truth(time_s, truth, joint_q, joint_v)
+
+    def _publish_camera(self, time_s: float, rgb: np.ndarray, depth_m: np.ndarray) -> None:
         stamp = _stamp(time_s)
         h, w = depth_m.shape
         for pub, encoding, array, step in ((self.pub_rgb, "rgb8", rgb, 3 * w), (self.pub_depth, "32FC1", depth_m, 4 * w)):
@@ -153,7 +175,7 @@ class SimNode(Node):
         self.pub_rgb_info.publish(self.camera_info)
         self.pub_depth_info.publish(self.camera_info)
 
-    def on_ground_truth(self, time_s: float, truth: GroundTruth, joint_q: np.ndarray, joint_v: np.ndarray) -> None:
+    def _publish_ground_truth(self, time_s: float, truth: GroundTruth, joint_q: np.ndarray, joint_v: np.ndarray) -> None:
         stamp, frame = _stamp(time_s), self.get_parameter("world_frame").value
         pose = PoseStamped()
         pose.header.stamp, pose.header.frame_id = stamp, frame
@@ -246,29 +268,54 @@ class SimNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    """Run the sim until SIGINT/SIGTERM: stop the physics thread, then close the node and rclpy (exit 0)."""
+    stop = threading.Event()
+    # rclpy's own SIGINT handler would shut its context down while the physics thread still publishes
+    # (/clock every few ms): that thread would die with "publisher's context is invalid". Here a signal
+    # only asks for a stop, and the shutdown runs in order below.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         node = SimNode()
     except OptimusError as exc:
         print(f"sim: {exc}", flush=True)
         rclpy.try_shutdown()
         raise SystemExit(2) from None
-    physics = threading.Thread(target=node.runner.run, name="sim-physics", daemon=True)
-    physics.start()
-    signal.signal(signal.SIGTERM, lambda *_: node.runner.stop_event.set())
+    physics_error: list[BaseException] = []
+
+    def physics_main() -> None:
+        try:
+            node.runner.run()
+        except Exception as exc:  # reported below; the node then shuts down with exit code 1
+            physics_error.append(exc)
+            node.get_logger().error(f"physics thread failed:\n{traceback.format_exc()}")
+
+    physics = threading.Thread(target=physics_main, name="sim-physics", daemon=True)
+    if not stop.is_set():  # a signal during start-up: do not start
+        physics.start()
     try:
-        while rclpy.ok() and not node.runner.stop_event.is_set() and physics.is_alive():
+        while not stop.is_set() and physics.is_alive() and rclpy.ok():
             rclpy.spin_once(node, timeout_sec=0.1)
-    except KeyboardInterrupt:
-        pass
     finally:
-        node.runner.stop_event.set()
-        physics.join(timeout=5.0)
-        node.runner.close()
-        if node.bus is not None:
-            node.bus.close(unlink=True)
-        node.destroy_node()
-        rclpy.try_shutdown()
+        _shut_down(node, physics)
+    if physics_error:
+        raise SystemExit(1)
+
+
+def _shut_down(node: SimNode, physics: threading.Thread) -> None:
+    """Physics thread first (it publishes), then the outputs, the runner, the bus, the node and rclpy."""
+    node.runner.stop_event.set()
+    if physics.is_alive():
+        physics.join(timeout=PHYSICS_STOP_TIMEOUT_S)
+    if physics.is_alive():
+        node.get_logger().error(f"the physics thread did not stop within {PHYSICS_STOP_TIMEOUT_S:g} s; closing anyway")
+    node.close_outputs()
+    node.runner.close()
+    if node.bus is not None:
+        node.bus.close(unlink=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 The OpenGL projection is built from the pinhole intrinsics (fx, fy, cx, cy, near, far) so that a
 point at optical-frame coordinates (X, Y, Z) lands on pixel (u, v) = (fx X/Z + cx, fy Y/Z + cy) (pixel
 centres at integer coordinates, OpenCV/ROS convention) with depth Z [m]: exactly what the published
-CameraInfo says. The view matrix comes from the optical frame of the URDF (REP-103: x right, y down,
+CameraInfo says (the projection compensates for TinyRenderer sampling pixel corners, see
+projection_matrix). The view matrix comes from the optical frame of the URDF (REP-103: x right, y down,
 z forward), looked up in PyBullet every frame.
 """
 
@@ -52,16 +53,21 @@ class PinholeIntrinsics:
 
 
 def projection_matrix(k: PinholeIntrinsics) -> np.ndarray:
-    """4x4 OpenGL projection matrix equivalent to the pinhole intrinsics (row-major numpy array).
+    """4x4 OpenGL projection matrix for PyBullet's TinyRenderer equivalent to the pinhole intrinsics (row-major).
 
-    Derivation: NDC x of the centre of pixel column u is (2u + 1)/W - 1 and NDC y of row v is
-    1 - (2v + 1)/H (row 0 at the top); with X_gl = X, Y_gl = -Y, Z_gl = -Z and w_clip = Z this gives
-    the off-centre terms below. Depth uses the standard near/far mapping of z to [-1, 1].
+    TinyRenderer does not sample pixel centres: it rasterises at integer window coordinates
+    (x_win = (x_ndc + 1) W/2 = i) and flips the rows into the image (row v = H - 1 - j), so image
+    column u samples NDC x = 2u/W - 1 and row v samples NDC y = 1 - 2(v + 1)/H. With X_gl = X,
+    Y_gl = -Y, Z_gl = -Z and w_clip = Z, asking those rays to be the pinhole rays
+    u = fx X/Z + cx, v = fy Y/Z + cy gives the off-centre terms below (the textbook pixel-centre terms
+    1 - (2cx + 1)/W and (2cy + 1)/H - 1 shift the image by half a pixel: a table top seen from the head
+    back-projects ~2 mm too high). Depth uses the standard near/far mapping of z to [-1, 1].
+    Callers pass it to PyBullet transposed and flattened (OpenGL's column-major order).
     """
     w, h, n, f = k.width, k.height, k.near, k.far
     return np.array([
-        [2 * k.fx / w, 0.0, 1.0 - (2 * k.cx + 1) / w, 0.0],
-        [0.0, 2 * k.fy / h, (2 * k.cy + 1) / h - 1.0, 0.0],
+        [2 * k.fx / w, 0.0, 1.0 - 2 * k.cx / w, 0.0],
+        [0.0, 2 * k.fy / h, (2 * k.cy + 2) / h - 1.0, 0.0],
         [0.0, 0.0, -(f + n) / (f - n), -2 * f * n / (f - n)],
         [0.0, 0.0, -1.0, 0.0],
     ])
@@ -100,12 +106,22 @@ class HeadCamera:
 
     def render(self) -> tuple[np.ndarray, np.ndarray]:
         position, rotation = self.optical_pose()
-        view = view_matrix(position, rotation).T.flatten().tolist()
-        k = self.k
-        _, _, rgba, depth, _ = pb.getCameraImage(
-            k.width, k.height, viewMatrix=view, projectionMatrix=self._projection, renderer=pb.ER_TINY_RENDERER,
-            flags=pb.ER_NO_SEGMENTATION_MASK, shadow=0, physicsClientId=self.client,
-        )
-        rgb = np.asarray(rgba, dtype=np.uint8).reshape(k.height, k.width, 4)[:, :, :3]
-        depth_m = depth_buffer_to_metres(np.asarray(depth).reshape(k.height, k.width), k.near, k.far)
-        return np.ascontiguousarray(rgb), depth_m
+        return render_rgbd(self.client, self.k, position, rotation, self._projection)
+
+
+def render_rgbd(client: int, k: PinholeIntrinsics, position_world: np.ndarray, rotation_world_optical: np.ndarray,
+                projection: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """RGB (uint8 HxWx3) and depth (float32 HxW, optical-axis Z [m], NaN = no hit) seen from an optical frame pose.
+
+    ``projection`` is ``projection_matrix(k)`` in PyBullet's column-major list form (computed if omitted).
+    """
+    if projection is None:
+        projection = projection_matrix(k).T.flatten().tolist()
+    view = view_matrix(position_world, rotation_world_optical).T.flatten().tolist()
+    _, _, rgba, depth, _ = pb.getCameraImage(
+        k.width, k.height, viewMatrix=view, projectionMatrix=projection, renderer=pb.ER_TINY_RENDERER,
+        flags=pb.ER_NO_SEGMENTATION_MASK, shadow=0, physicsClientId=client,
+    )
+    rgb = np.asarray(rgba, dtype=np.uint8).reshape(k.height, k.width, 4)[:, :, :3]
+    depth_m = depth_buffer_to_metres(np.asarray(depth).reshape(k.height, k.width), k.near, k.far)
+    return np.ascontiguousarray(rgb), depth_m

@@ -1,9 +1,12 @@
 """Builds a validated scene into a SimWorld: furniture bodies, seeded box placement, overlap checks.
 
-Randomisation (box count, position in the region, yaw, colour) comes from one numpy generator seeded
-with the scene seed, consumed in file order, so the same seed always gives the same scene. Overlaps
+Randomisation (box count, position in the region or free slot of the region plus jitter, yaw, colour)
+comes from one numpy generator seeded with the scene seed, consumed in file order, so the same seed
+always gives the same scene. Overlaps
 are checked with PyBullet's own collision geometry (works for meshes too): any penetration deeper
 than 1 mm between a box and furniture, another box or the robot is an error naming the file and entry.
+A box group's ``min_gap`` keeps its boxes that far from every box placed before them: fingers need room
+around a box to grasp it, and touching boxes of one colour would look like one object to a camera.
 """
 
 from __future__ import annotations
@@ -115,6 +118,26 @@ def _penetrating(world: SimWorld, body: int, others: list[int]) -> int | None:
     return None
 
 
+def _too_close(world: SimWorld, body: int, others: list[int], gap_m: float) -> int | None:
+    """The first body in ``others`` nearer to ``body`` than ``gap_m`` (1 mm tolerance), else None."""
+    if gap_m <= 0.0:
+        return None
+    for other in others:
+        pts = pb.getClosestPoints(body, other, distance=gap_m, physicsClientId=world.client)
+        if any(p[8] < gap_m - PENETRATION_TOLERANCE_M for p in pts):
+            return other
+    return None
+
+
+def _draw_colours(rng: np.random.Generator, count: int, n_colours: int, min_colours: int) -> list[int]:
+    """Colour indices of a group's boxes: independent draws, then (if too few colours came up) a random
+    set of boxes recoloured with ``min_colours`` different colours."""
+    picks = rng.integers(n_colours, size=count)
+    if count and len(set(picks.tolist())) < min_colours:
+        picks[rng.choice(count, min_colours, replace=False)] = rng.choice(n_colours, min_colours, replace=False)
+    return [int(i) for i in picks]
+
+
 def robot_start_configuration(world: SimWorld, spec: SceneSpec) -> np.ndarray:
     """The standing configuration moved to the scene's robot position and yaw."""
     q = world.robot.standing_configuration().copy()
@@ -170,11 +193,16 @@ def build_scene(world: SimWorld, spec: SceneSpec, seed: int = 0) -> BuiltScene:
 
     objects: list[SceneObject] = []
     placed: list[int] = []
+    free_slots = {r.name: r.slot_centres() for r in spec.regions}  # slotted regions: slots not taken yet
     for group in spec.boxes:
         count = int(rng.integers(group.count[0], group.count[1] + 1))
         half = [s / 2 for s in group.size]
+        # With min_colours the group's colours are drawn up front; otherwise one draw per box, interleaved
+        # with its placement (the order older scene files and their seeds were made with).
+        dealt = _draw_colours(rng, count, len(group.colours), group.min_colours) if group.min_colours > 1 else None
         for k in range(count):
-            colour_name, rgba = group.colours[int(rng.integers(len(group.colours)))]
+            colour_index = dealt[k] if dealt is not None else int(rng.integers(len(group.colours)))
+            colour_name, rgba = group.colours[colour_index]
             col = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=half, physicsClientId=c)
             vis = pb.createVisualShape(pb.GEOM_BOX, halfExtents=half, rgbaColor=list(rgba), physicsClientId=c)
             # Maximal coordinates: a free box as a plain rigid body is cheaper to step than a multibody.
@@ -191,6 +219,10 @@ def build_scene(world: SimWorld, spec: SceneSpec, seed: int = 0) -> BuiltScene:
                 hit = _penetrating(world, body, obstacles)
                 if hit is not None:
                     raise ConfigError(f"{src}: {entry}: at {pos} it overlaps {_describe(world, hit, furniture_ids, objects)}")
+                hit = _too_close(world, body, placed, group.min_gap)
+                if hit is not None:
+                    raise ConfigError(f"{src}: {entry}: at {pos} it is closer than min_gap {group.min_gap:g} m to "
+                                      f"{_describe(world, hit, furniture_ids, objects)}")
             else:
                 region = regions[group.region]  # type: ignore[index]
                 f = by_name[region.on]
@@ -198,20 +230,35 @@ def build_scene(world: SimWorld, spec: SceneSpec, seed: int = 0) -> BuiltScene:
                 cf, sf = math.cos(fyaw), math.sin(fyaw)
                 z = top_height(f) + half[2] + DROP_CLEARANCE_M
                 last_hit = None
+                free = free_slots[region.name]
+                if region.slots is not None and not free:
+                    raise ConfigError(f"{src}: {entry}: all {len(region.slot_centres())} slots of region "
+                                      f"'{region.name}' are taken; give the region more slots or the boxes a smaller count")
                 for _ in range(PLACEMENT_TRIES):
-                    x, y = float(rng.uniform(*region.x)), float(rng.uniform(*region.y))
+                    if region.slots is not None:
+                        slot = int(rng.integers(len(free)))
+                        x = free[slot][0] + float(rng.uniform(-region.jitter[0], region.jitter[0]))
+                        y = free[slot][1] + float(rng.uniform(-region.jitter[1], region.jitter[1]))
+                    else:
+                        x, y = float(rng.uniform(*region.x)), float(rng.uniform(*region.y))
                     yaw = fyaw + math.radians(float(rng.uniform(*group.yaw_deg)))
                     pos = [f.position[0] + cf * x - sf * y, f.position[1] + sf * x + cf * y, z]
                     pb.resetBasePositionAndOrientation(body, pos, _yaw_quat(yaw), physicsClientId=c)
                     support = furniture_ids[f.name]
                     last_hit = _penetrating(world, body, [b for b in obstacles if b not in support])
+                    if last_hit is None:
+                        last_hit = _too_close(world, body, placed, group.min_gap)
                     if last_hit is None and _penetrating(world, body, support) is None:
+                        if region.slots is not None:
+                            free.pop(slot)
                         break
                 else:
                     what = _describe(world, last_hit, furniture_ids, objects) if last_hit is not None else "nothing"
                     raise ConfigError(
                         f"{src}: {entry}: no free spot in region '{region.name}' after {PLACEMENT_TRIES} tries "
-                        f"(box {list(group.size)} m; last try overlapped {what}); make the region larger or the count smaller")
+                        f"(box {list(group.size)} m, min_gap {group.min_gap:g} m; last try overlapped or came too close "
+                        f"to {what}); "
+                        "make the region larger, the count or min_gap smaller")
             oid = len(objects)
             world.objects[oid] = body
             placed.append(body)

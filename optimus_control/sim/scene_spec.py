@@ -12,10 +12,14 @@ Layout of a file::
       - {name: conveyor, type: conveyor, position: [x, y], yaw_deg: 0, size: [length, width, height],
          colour: grey, friction: 0.8, elevation: 0.0, mesh: optional.obj, mesh_scale: [1, 1, 1]}
     regions:
-      - {name: belt, furniture: conveyor, x: [-0.1, 0.1], y: [-0.3, 0.3]}   # furniture frame, on its top
+      - {name: belt, furniture: conveyor, x: [-0.1, 0.1], y: [-0.3, 0.3]}   # box centres, furniture frame, on its top
+      - {name: lanes, furniture: conveyor, x: [-0.1, 0.1], y: [-0.3, 0.3], slots: [2, 4], jitter: [0.01, 0.01]}
+        # slots: box centres on an nx x ny grid spread over x/y (each box takes a free slot drawn from the
+        # seed, moved by up to +-jitter [m]); without slots, centres are uniform over x/y
     boxes:
       - {name: box, region: belt, count: [2, 4], size: [0.1, 0.1, 0.1], mass: 0.4, friction: 0.9,
-         colours: [red, green, blue], yaw_deg: [-30, 30]}
+         colours: [red, green, blue], yaw_deg: [-30, 30], min_gap: 0.05, min_colours: 2}
+        # min_gap [m]: clearance to every box placed before; min_colours: at least this many different colours
       - {name: fixed_box, position: [x, y, z], yaw_deg: 0, size: [...], mass: ..., colours: [red]}
 """
 
@@ -42,8 +46,10 @@ COLOURS: dict[str, tuple[float, float, float, float]] = {
 TOP_KEYS = {"scene", "robot", "furniture", "regions", "boxes"}
 FURNITURE_KEYS = {"name", "type", "position", "yaw_deg", "size", "colour", "friction", "mesh", "mesh_scale",
                   "shelf_levels", "wall_thickness", "elevation"}
-REGION_KEYS = {"name", "furniture", "x", "y"}
-BOX_KEYS = {"name", "region", "position", "count", "size", "mass", "friction", "colours", "yaw_deg"}
+REGION_KEYS = {"name", "furniture", "x", "y", "slots", "jitter"}
+REGION_REQUIRED = {"name", "furniture", "x", "y"}
+BOX_KEYS = {"name", "region", "position", "count", "size", "mass", "friction", "colours", "yaw_deg", "min_gap",
+            "min_colours"}
 
 
 @dataclass(frozen=True)
@@ -67,9 +73,24 @@ class FurnitureSpec:
 class RegionSpec:
     name: str
     on: str                               # furniture name (key "furniture"); the region lies on its top
-    x: tuple[float, float]                # [m] range in the furniture frame
+    x: tuple[float, float]                # [m] range of box centres in the furniture frame
     y: tuple[float, float]
+    slots: tuple[int, int] | None         # (nx, ny) grid of box centres over x/y; None = uniform placement
+    jitter: tuple[float, float]           # [m] max offset of a box from its slot centre along x, y
     where: str
+
+    def slot_centres(self) -> list[tuple[float, float]]:
+        """Centres [m] of the placement slots (furniture frame), row by row; empty without slots."""
+        if self.slots is None:
+            return []
+
+        def spread(lo: float, hi: float, jitter: float, n: int) -> list[float]:
+            lo, hi = lo + jitter, hi - jitter  # a jittered box stays within the region
+            return [0.5 * (lo + hi)] if n == 1 else [lo + i * (hi - lo) / (n - 1) for i in range(n)]
+
+        xs = spread(*self.x, self.jitter[0], self.slots[0])
+        ys = spread(*self.y, self.jitter[1], self.slots[1])
+        return [(x, y) for x in xs for y in ys]
 
 
 @dataclass(frozen=True)
@@ -83,6 +104,8 @@ class BoxGroupSpec:
     friction: float
     colours: tuple[tuple[str, tuple[float, float, float, float]], ...]  # (name, rgba) choices
     yaw_deg: tuple[float, float]
+    min_gap: float                                 # [m] clearance to every other box (grippers and segmentation need it)
+    min_colours: int                               # at least this many different colours among the group's boxes
     where: str
 
 
@@ -214,7 +237,7 @@ def load_scene(path: str | os.PathLike) -> SceneSpec:
     region_names: set[str] = set()
     for i, raw in enumerate(_list(r, data.get("regions", []), "regions")):
         where = _entry(raw, f"regions[{i}]")
-        g = r.mapping(raw, where, REGION_KEYS, REGION_KEYS)
+        g = r.mapping(raw, where, REGION_KEYS, REGION_REQUIRED)
         name = r.string(g["name"], f"{where}.name")
         if name in region_names:
             raise r.fail(where, f"duplicate region name '{name}'")
@@ -222,7 +245,23 @@ def load_scene(path: str | os.PathLike) -> SceneSpec:
         on = r.string(g["furniture"], f"{where}.furniture")
         if on not in names:
             raise r.fail(f"{where}.furniture", f"no furniture named '{on}'{suggest(on, names)}")
-        regions.append(RegionSpec(name, on, r.interval(g["x"], f"{where}.x"), r.interval(g["y"], f"{where}.y"), where))
+        x, y = r.interval(g["x"], f"{where}.x"), r.interval(g["y"], f"{where}.y")
+        slots = None
+        if "slots" in g:
+            nx, ny = r.vector(g["slots"], f"{where}.slots", 2, positive=True)
+            if nx != int(nx) or ny != int(ny):
+                raise r.fail(f"{where}.slots", f"expected two whole numbers [nx, ny] >= 1, got {g['slots']!r}")
+            slots = (int(nx), int(ny))
+        jitter = (0.0, 0.0)
+        if "jitter" in g:
+            if slots is None:
+                raise r.fail(f"{where}.jitter", "jitter only applies with 'slots' (without them centres are uniform over x/y)")
+            jitter = tuple(r.number(v, f"{where}.jitter[{i}]", minimum=0.0)
+                           for i, v in enumerate(r.vector(g["jitter"], f"{where}.jitter", 2)))
+            for axis, (lo, hi), j in (("x", x, jitter[0]), ("y", y, jitter[1])):
+                if 2 * j > hi - lo:
+                    raise r.fail(f"{where}.jitter", f"jitter {j:g} m along {axis} is more than half the range [{lo:g}, {hi:g}]")
+        regions.append(RegionSpec(name, on, x, y, slots, jitter, where))  # type: ignore[arg-type]
 
     boxes: list[BoxGroupSpec] = []
     box_names: set[str] = set()
@@ -243,6 +282,10 @@ def load_scene(path: str | os.PathLike) -> SceneSpec:
         count_lo, count_hi = r.interval(b.get("count", 1), f"{where}.count")
         if count_lo != int(count_lo) or count_hi != int(count_hi) or count_lo < 0:
             raise r.fail(f"{where}.count", f"expected a whole number >= 0 or [low, high], got {b.get('count')!r}")
+        slotted = next((g for g in regions if g.name == region and g.slots is not None), None)
+        if slotted is not None and count_hi > slotted.slots[0] * slotted.slots[1]:  # type: ignore[index]
+            raise r.fail(f"{where}.count", f"up to {int(count_hi)} boxes but region '{region}' has "
+                                           f"{slotted.slots[0] * slotted.slots[1]} slots")  # type: ignore[index]
         if "position" in b and count_hi != 1:
             raise r.fail(f"{where}.count", "a box with a fixed 'position' has count 1")
         colours_raw = b.get("colours", ["cardboard"])
@@ -255,7 +298,9 @@ def load_scene(path: str | os.PathLike) -> SceneSpec:
             mass=r.number(b["mass"], f"{where}.mass", positive=True),
             friction=r.number(b.get("friction", 0.9), f"{where}.friction", positive=True),
             colours=tuple(r.colour(c, f"{where}.colours[{k}]") for k, c in enumerate(colours_raw)),
-            yaw_deg=r.interval(b.get("yaw_deg", 0.0), f"{where}.yaw_deg"), where=where,
+            yaw_deg=r.interval(b.get("yaw_deg", 0.0), f"{where}.yaw_deg"),
+            min_gap=r.number(b.get("min_gap", 0.0), f"{where}.min_gap", minimum=0.0),
+            min_colours=_min_colours(r, b, where, int(count_lo), len(colours_raw)), where=where,
         ))
     return SceneSpec(
         source=source, name=r.string(head["name"], "scene.name"), description=str(head.get("description", "")),
@@ -263,6 +308,19 @@ def load_scene(path: str | os.PathLike) -> SceneSpec:
         robot_yaw_deg=r.number(robot.get("yaw_deg", 0.0), "robot.yaw_deg"),
         furniture=tuple(furniture), regions=tuple(regions), boxes=tuple(boxes),
     )
+
+
+def _min_colours(r: _Reader, b: dict, where: str, count_lo: int, n_colours: int) -> int:
+    """The group's min_colours, checked against its colour list and its smallest count."""
+    value = r.number(b.get("min_colours", 1), f"{where}.min_colours", minimum=1)
+    if value != int(value):
+        raise r.fail(f"{where}.min_colours", f"expected a whole number >= 1, got {b['min_colours']!r}")
+    if value > n_colours:
+        raise r.fail(f"{where}.min_colours", f"{int(value)} different colours asked for but only {n_colours} listed")
+    if value > 1 and count_lo < value:
+        raise r.fail(f"{where}.min_colours", f"{int(value)} different colours need a count of at least {int(value)}, "
+                                             f"got {count_lo}")
+    return int(value)
 
 
 def _entry(raw: Any, index: str) -> str:

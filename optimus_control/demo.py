@@ -1,55 +1,328 @@
-"""`make demo`: the most complete scenario the stack runs end to end, with what it measured.
+"""`make demo`: the factory demo (sorting cell) end to end, with progress and a run report.
 
-Today: the humanoid stands in the PyBullet simulation under a joint-space PD posture hold for 10 s of
-simulated time; the demo prints base height and tilt, foot load sharing and the real-time factor.
+Runs ``launch/factory_demo.launch.xml`` through optimus-launch (headless, lockstep: sim, whole-body
+controller, perception, task planner), watches it from a small rclpy node of its own (``/task/status``,
+``/clock``, controller status, and ``/sim/`` ground truth for scoring only), prints progress, and
+writes ``runs/<UTC timestamp>/`` (summary.json, report.md, plots, camera snapshots, launch.log).
+Exit status 0 only when the planner reports the job succeeded, the ground truth agrees (every box of
+the job in its bin) and the robot never fell.
+
+    python -m optimus_control.demo [--job sort_by_colour] [--scene sorting_cell] [--seed 0]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import signal
+import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
-from optimus_control.model import RobotModel
-from optimus_control.sim.world import SimWorld
+from optimus_control.demo_report import DemoRecording, write_demo_report
+from optimus_control.model import RobotModel, share_dir
+from optimus_control.planning import load_job
+
+JOB_ENTRY = "task_planner: job"
+SAMPLE_PERIOD_S = 0.1  # sim-time period of the CoM/CoP and hand-error samples
+DEFAULT_DOMAIN_ID = 42
 
 
-def _tilt_deg(quat_xyzw: np.ndarray) -> float:
-    x, y, z, w = quat_xyzw
-    up_z = 1.0 - 2.0 * (x * x + y * y)  # z component of the body z axis in the world
-    return float(np.degrees(np.arccos(np.clip(up_z, -1.0, 1.0))))
+class DemoMonitor:
+    """Subscribes to what the demo shows and scores; all callbacks only record."""
+
+    def __init__(self, domain_id: int, robot: RobotModel, job):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.robot, self.job = robot, job
+        self.rec = DemoRecording()
+        self.job_values: dict[str, str] = {}
+        self.sim_time_s = 0.0
+        self.lock = threading.Lock()
+        self._last_clock: tuple[float, float] | None = None
+        self._last_sample_s = -1.0
+        self._joint_q: np.ndarray | None = None
+        self._odom: tuple[np.ndarray, np.ndarray] | None = None
+        self._wrench: dict[str, np.ndarray] = {}
+        self._image: np.ndarray | None = None
+        self._shot_labels: set[str] = set()
+        self._data = robot.model.createData()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node("factory_demo_monitor", context=self.context)
+        self._subscribe()
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _subscribe(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseStamped, WrenchStamped
+        from nav_msgs.msg import Odometry
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import Image, JointState
+        from visualization_msgs.msg import MarkerArray
+
+        best_effort = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+        n = self.node
+        n.create_subscription(Clock, "/clock", self._on_clock, best_effort)
+        n.create_subscription(DiagnosticArray, "/task/status", self._on_task_status, best_effort)
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, best_effort)
+        n.create_subscription(DiagnosticArray, "/whole_body_controller/task_status", self._on_wbc_tasks, best_effort)
+        n.create_subscription(JointState, "/joint_states", self._on_joints, qos_profile_sensor_data)
+        n.create_subscription(Odometry, "/odom", self._on_odom, qos_profile_sensor_data)
+        for foot in self.robot.config.feet:
+            n.create_subscription(WrenchStamped, f"/foot_wrench/{foot.name}",
+                                  lambda m, f=foot.name: self._on_wrench(f, m), qos_profile_sensor_data)
+        n.create_subscription(Image, "/camera/color/image_raw", self._on_image, qos_profile_sensor_data)
+        n.create_subscription(MarkerArray, "/sim/objects", self._on_truth_objects, best_effort)
+        n.create_subscription(PoseStamped, "/sim/base_pose", self._on_truth_base, best_effort)
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.2)
+            except Exception:  # noqa: BLE001 - shutting down
+                break
+
+    # ---- callbacks --------------------------------------------------------------------------------
+    def _on_clock(self, msg) -> None:
+        t = msg.clock.sec + 1e-9 * msg.clock.nanosec
+        wall = time.monotonic()
+        with self.lock:
+            if self._last_clock is not None and t > self._last_clock[0]:
+                self.rec.clock_wall_ms_per_sim_ms.append((wall - self._last_clock[1]) / (t - self._last_clock[0]))
+            self._last_clock = (t, wall)
+            self.sim_time_s = t
+
+    def _on_task_status(self, msg) -> None:
+        for s in msg.status:
+            if s.name == JOB_ENTRY:
+                values = {kv.key: kv.value for kv in s.values}
+                with self.lock:
+                    changed = values.get("boxes_sorted") != self.job_values.get("boxes_sorted")
+                    self.job_values = values
+                if changed:
+                    self.snapshot(f"sorted_{values.get('boxes_sorted', 0)}")
+
+    def _on_diagnostics(self, msg) -> None:
+        for s in msg.status:
+            if s.name == "whole_body_controller":
+                values = {kv.key: kv.value for kv in s.values}
+                with self.lock:
+                    self.rec.controller = values
+                    try:
+                        self.rec.update_time_ms.append(float(values["update_time_ms"]))
+                    except (KeyError, ValueError):
+                        pass
+
+    def _on_wbc_tasks(self, msg) -> None:
+        t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        with self.lock:
+            for s in msg.status:
+                if s.name.startswith("hand_"):
+                    values = {kv.key: kv.value for kv in s.values}
+                    try:
+                        err = float(values["position_error_m"])
+                    except (KeyError, ValueError):
+                        continue
+                    self.rec.hand_error.setdefault(s.name.removeprefix("hand_"), []).append((t, err))
+
+    def _on_joints(self, msg) -> None:
+        limits = self.robot.limits.effort
+        tau = np.abs(np.asarray(msg.effort, dtype=float))
+        with self.lock:
+            self._joint_q = np.asarray(msg.position, dtype=float)
+            if tau.shape == limits.shape:
+                for k, name in enumerate(msg.name):
+                    if tau[k] / limits[k] > self.rec.max_torque_ratio.get(name, 0.0):
+                        self.rec.max_torque_ratio[name] = float(tau[k] / limits[k])
+                        self.rec.max_torque_nm[name] = float(tau[k])
+        self._sample(msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
+
+    def _on_odom(self, msg) -> None:
+        p, o = msg.pose.pose.position, msg.pose.pose.orientation
+        with self.lock:
+            self._odom = (np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w]))
+
+    def _on_wrench(self, foot: str, msg) -> None:
+        f, m = msg.wrench.force, msg.wrench.torque
+        with self.lock:
+            self._wrench[foot] = np.array([f.x, f.y, f.z, m.x, m.y, m.z])
+
+    def _on_image(self, msg) -> None:
+        if msg.encoding != "rgb8":
+            return
+        img = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.width, 3)
+        with self.lock:
+            first = self._image is None
+            self._image = img.copy()
+        if first:
+            self.snapshot("start")
+
+    def _on_truth_objects(self, msg) -> None:
+        with self.lock:
+            for m in msg.markers:
+                self.rec.objects_truth[f"{m.ns}_{m.id}"] = (m.text, [m.pose.position.x, m.pose.position.y,
+                                                                    m.pose.position.z])
+
+    def _on_truth_base(self, msg) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        tilt = float(np.degrees(np.arccos(np.clip(1.0 - 2.0 * (o.x * o.x + o.y * o.y), -1.0, 1.0))))
+        with self.lock:
+            if not self.rec.base_truth or t - self.rec.base_truth[-1][0] >= SAMPLE_PERIOD_S:
+                self.rec.base_truth.append((t, p.z, tilt))
+
+    # ---- derived samples ----------------------------------------------------------------------------
+    def _sample(self, t: float) -> None:
+        """CoM ground projection and the feet's CoP in odom, every SAMPLE_PERIOD_S of sim time."""
+        import pinocchio as pin
+
+        with self.lock:
+            if t - self._last_sample_s < SAMPLE_PERIOD_S or self._odom is None or self._joint_q is None:
+                return
+            self._last_sample_s = t
+            pos, quat = self._odom
+            q = np.concatenate([pos, quat, self._joint_q])
+            wrenches = dict(self._wrench)
+        model, data = self.robot.model, self._data
+        if q.shape[0] != model.nq:
+            return
+        com = pin.centerOfMass(model, data, q)
+        pin.framesForwardKinematics(model, data, q)
+        total_f, cop_sum, polygons = 0.0, np.zeros(2), []
+        sole = self.robot.config.sole
+        for foot in self.robot.config.feet:
+            placement = data.oMf[self.robot.frame_id(foot.frame)]
+            corners = [placement.act(np.array([x, y, 0.0]))[:2] for x, y in
+                       ((sole.x_min, sole.y_min), (sole.x_max, sole.y_min), (sole.x_max, sole.y_max), (sole.x_min, sole.y_max))]
+            polygons.append(np.array(corners))
+            w = wrenches.get(foot.name)
+            if w is not None and w[2] > 1.0:
+                local = np.array([-w[4] / w[2], w[3] / w[2], 0.0])  # CoP in the sole frame
+                cop_sum += w[2] * placement.act(local)[:2]
+                total_f += w[2]
+        if total_f <= 1.0:
+            return
+        cop = cop_sum / total_f
+        with self.lock:
+            if not self.rec.support:
+                self.rec.support = polygons
+            self.rec.com_cop.append((t, com[0], com[1], cop[0], cop[1]))
+
+    def snapshot(self, label: str) -> None:
+        with self.lock:
+            if self._image is None or label in self._shot_labels:
+                return
+            self._shot_labels.add(label)
+            self.rec.snapshots.append((label, self._image.copy()))
+
+    def progress(self) -> tuple[dict[str, str], float]:
+        with self.lock:
+            return dict(self.job_values), self.sim_time_s
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=2.0)
 
 
-def run_standing(duration_s: float = 10.0) -> int:
+def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, domain_id: int,
+             quiet: bool = False) -> tuple[int, Path, dict]:
+    """Run one episode; returns (exit status, run folder, summary)."""
     robot = RobotModel.load()
-    print(f"robot: {robot.config.name}, {robot.total_mass:.1f} kg, {robot.n_joints} actuated joints "
-          f"({robot.urdf_path})")
-    q_ref = robot.standing_joint_positions()
-    with SimWorld(robot) as world:
-        steps = int(duration_s / world.params.time_step_s)
-        start = time.perf_counter()
-        heights, tilts = [], []
-        for k in range(steps):
-            sensors = world.read_sensors()
-            world.step(robot.kp * (q_ref - sensors.q) - robot.kd * sensors.v)
-            if k % 100 == 0:
-                truth = world.ground_truth()  # evaluation only
-                heights.append(truth.base_position[2])
-                tilts.append(_tilt_deg(truth.base_orientation_xyzw))
-            if k % 2000 == 0:
-                print(f"  t={world.time_s:5.1f} s  base height {heights[-1]:.3f} m  tilt {tilts[-1]:.2f} deg  "
-                      f"foot Fz {sensors.foot_wrench[:, 2].round(1).tolist()} N")
-        wall = time.perf_counter() - start
-    fell = min(heights) < 0.7 or max(tilts) > 20.0
-    print(f"stood {duration_s:.0f} s sim in {wall:.1f} s wall (real-time factor {duration_s / wall:.2f}); "
-          f"base height {np.mean(heights):.3f} m (range {np.ptp(heights) * 1000:.1f} mm), max tilt {max(tilts):.2f} deg, "
-          f"{'FELL' if fell else 'no fall'}")
-    return 1 if fell else 0
+    job_spec = load_job(job)
+    folder = Path(runs_dir) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = Path(runs_dir) / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{n}"
+    folder.mkdir(parents=True)
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+           "RMW_IMPLEMENTATION": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
+           "ROS_LOG_DIR": str(folder / "ros_log")}
+    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION")})
+    cmd = [sys.executable, "-m", "optimus_control.launch.cli", str(share_dir() / "launch" / "factory_demo.launch.xml"),
+           f"job:={job}", f"scene:={scene}", f"seed:={seed}", f"bus_name:=optimus_demo_{os.getpid()}",
+           f"report_dir:={folder / 'planner'}"]
+    print(f"factory demo: job '{job_spec.name}', scene '{scene}', seed {seed}; ROS_DOMAIN_ID={domain_id}; run folder {folder}")
+    monitor = DemoMonitor(domain_id, robot, job_spec)
+    wall0 = time.monotonic()
+    log = open(folder / "launch.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    sim_start = None
+    try:
+        while proc.poll() is None:
+            time.sleep(1.0)
+            values, sim_t = monitor.progress()
+            wall = time.monotonic() - wall0
+            if values.get("state") == "running" and sim_start is None:
+                sim_start = sim_t
+            if wall > timeout_s:
+                print(f"\nwall-time limit of {timeout_s:.0f} s reached: stopping the launch")
+                proc.send_signal(signal.SIGINT)
+                break
+            if not quiet:
+                ratio = f"{wall / sim_t:4.1f}x" if sim_t > 0 else "  -  "
+                line = (f"\rboxes {values.get('boxes_sorted', '0')}/{values.get('boxes_total', '?')} sorted "
+                        f"| {values.get('state', 'starting'):9s} {values.get('step', ''):18s} "
+                        f"| sim {sim_t:7.1f} s | wall {wall:7.1f} s | wall/sim {ratio}")
+                print(line, end="", flush=True)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping the launch")
+        proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=60.0)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        code = proc.wait()
+    log.close()
+    wall_total = time.monotonic() - wall0
+    monitor.snapshot("end")
+    time.sleep(0.2)
+    values, sim_t = monitor.progress()
+    monitor.close()
+    planner = _planner_summary(folder / "planner")
+    elapsed = (planner or {}).get("times", {}).get("elapsed_s") or sim_t - (sim_start or 0.0)
+    run = {"job": job, "scene": scene, "seed": seed, "launch_exit_code": code, "sim_time_s": sim_t,
+           "job_sim_time_s": elapsed, "wall_time_s": wall_total, "domain_id": domain_id}
+    summary = write_demo_report(folder, job_spec, planner, monitor.rec, run)
+    m = summary["metrics"]
+    print(f"\n{summary['result']['state']}: {summary['result']['reason']}")
+    print(f"ground truth: {m['boxes_in_right_bin_truth']}/{m['boxes_total_truth']} boxes in the right bin, "
+          f"{m['falls']} falls; sim {sim_t:.1f} s, wall {wall_total:.1f} s; report {folder / 'report.md'}")
+    ok = code == 0 and summary["demo_succeeded"]
+    return (0 if ok else 1), folder, summary
 
 
-def main() -> None:
-    sys.exit(run_standing())
+def _planner_summary(folder: Path) -> dict | None:
+    files = sorted(folder.glob("*/summary.json"))
+    return json.loads(files[-1].read_text()) if files else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m optimus_control.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--job", default="sort_by_colour", help="job name under config/jobs/ or a path")
+    parser.add_argument("--scene", default="sorting_cell", help="scene name under config/scenes/ or a path")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs-dir", default="runs", type=Path)
+    parser.add_argument("--timeout", type=float, default=3600.0, help="wall-time limit [s]")
+    parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", DEFAULT_DOMAIN_ID)))
+    a = parser.parse_args(argv)
+    code, _, _ = run_demo(a.job, a.scene, a.seed, a.runs_dir, a.timeout, a.domain_id)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -106,9 +106,9 @@ def test_node_status_services_and_safe_stops(planner, probe):
 
     node.create_subscription(DiagnosticArray, "/task/status", lambda m: job_status.append(job_entry(m)), 10)
     node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diagnostics.append(m), 10)
-    node.create_subscription(String, "/wbc/posture", lambda m: postures.append(m.data), 10)
-    node.create_subscription(PointStamped, "/wbc/gaze/target", lambda m: gazes.append(m), 10)
-    wbc = node.create_publisher(DiagnosticArray, "/wbc/status", 10)
+    node.create_subscription(String, "/whole_body_controller/posture", lambda m: postures.append(m.data), 10)
+    node.create_subscription(PointStamped, "/whole_body_controller/gaze/target", lambda m: gazes.append(m), 10)
+    wbc = node.create_publisher(DiagnosticArray, "/whole_body_controller/task_status", 10)
     fault = {"on": False}
 
     def publish_wbc_status():
@@ -235,7 +235,8 @@ def test_node_runs_a_two_box_episode_over_ros(tmp_path, monkeypatch):
     from nav_msgs.msg import Odometry
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
-    from std_msgs.msg import Float64MultiArray, String
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import String
     from visualization_msgs.msg import Marker, MarkerArray
 
     from optimus_control.model import RobotModel
@@ -266,13 +267,13 @@ def test_node_runs_a_two_box_episode_over_ros(tmp_path, monkeypatch):
         world.time_s = now_s()
         hands = list(world.hands)
         for hand in hands:
-            node.create_subscription(PoseStamped, f"/wbc/{hand}_hand/target",
+            node.create_subscription(PoseStamped, f"/whole_body_controller/{hand}_hand/goal",
                                      lambda m, h=hand: world.send_hand_target(h, pose_from_msg(m.pose), now_s()), 10)
-            node.create_subscription(Float64MultiArray, f"/wbc/{hand}_gripper/command",
-                                     lambda m, h=hand: world.send_gripper(h, m.data[0], m.data[1], now_s()), 10)
-        node.create_subscription(PointStamped, "/wbc/gaze/target", lambda m: None, 10)
-        node.create_subscription(String, "/wbc/posture", lambda m: world.send_posture(m.data, now_s()), 10)
-        status_pub = node.create_publisher(DiagnosticArray, "/wbc/status", 10)
+            node.create_subscription(JointState, f"/whole_body_controller/{hand}_gripper/command",
+                                     lambda m, h=hand: world.send_gripper(h, m.position[0], m.effort[0], now_s()), 10)
+        node.create_subscription(PointStamped, "/whole_body_controller/gaze/target", lambda m: None, 10)
+        node.create_subscription(String, "/whole_body_controller/posture", lambda m: world.send_posture(m.data, now_s()), 10)
+        status_pub = node.create_publisher(DiagnosticArray, "/whole_body_controller/task_status", 10)
         odom_pub = node.create_publisher(Odometry, "/odom", 10)
         objects_pub = node.create_publisher(MarkerArray, "/perception/objects", 10)
         final = {}

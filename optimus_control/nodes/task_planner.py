@@ -12,29 +12,34 @@ topic / service                           type                                  
 /perception/objects (in)                  visualization_msgs/MarkerArray        odom; ns = class, id = track,
                                                                                 pose = centre, scale = size;
                                                                                 each message = all current
-                                                                                tracks; DELETE = lost;
-                                                                                text "held" / "lost" = state
+                                                                                tracks; DELETE = forgotten;
+                                                                                text "visible" / "held" /
+                                                                                "lost" = state; TEXT_VIEW_FACING
+                                                                                labels (ns "state") ignored
 /odom (in)                                nav_msgs/Odometry                     base_link pose in odom
-/wbc/status (in)                          diagnostic_msgs/DiagnosticArray       one status per task, name
+/whole_body_controller/task_status (in)   diagnostic_msgs/DiagnosticArray       one status per task, name
                                                                                 "hand_<hand>" or "<hand>_hand",
                                                                                 "gaze", ... ("prefix: " ignored);
                                                                                 keys goal_reached (true/false),
-                                                                                tracking_error_m, goal_stamp
+                                                                                position_error_m, goal_stamp
                                                                                 (goal header stamp, s, opt.),
                                                                                 clamped (true = unreachable);
                                                                                 level ERROR = fault
 /diagnostics (in)                         diagnostic_msgs/DiagnosticArray       ERROR from a status whose name
                                                                                 starts with controller_prefix
                                                                                 = controller fault
-/wbc/<hand>_hand/target (out)             geometry_msgs/PoseStamped             gripper frame target, odom
-/wbc/<hand>_gripper/command (out)         std_msgs/Float64MultiArray            [finger_position_m,
-                                                                                max_force_n]; pad gap = 2x
-/wbc/gaze/target (out)                    geometry_msgs/PointStamped            odom
-/wbc/posture (out)                        std_msgs/String                       preset name (on a stop)
+~/<hand>_hand/goal (out)                  geometry_msgs/PoseStamped             gripper frame target, odom
+~/<hand>_gripper/command (out)            sensor_msgs/JointState                position[0] = per-finger
+                                                                                opening [m] (pad gap = 2x),
+                                                                                effort[0] = force limit [N]
+~/gaze/target (out)                       geometry_msgs/PointStamped            odom
+~/posture (out)                           std_msgs/String                       preset name (on a stop)
 /task/status (out)                        diagnostic_msgs/DiagnosticArray       see planning/status.py
 /diagnostics (out)                        diagnostic_msgs/DiagnosticArray       "task_planner: job" entry
 /task/start, /task/cancel                 std_srvs/Trigger
 ========================================  ====================================  ==========================
+
+(``~`` here = the controller's namespace, /whole_body_controller.)
 
 Subscriptions use best-effort QoS (they match reliable and best-effort publishers); goals and status
 are published reliable. A job file that does not validate stops the node (exit code 2) before any
@@ -47,6 +52,7 @@ import dataclasses
 import math
 import sys
 import threading
+import time
 
 import numpy as np
 import rclpy
@@ -57,7 +63,8 @@ from geometry_msgs.msg import PointStamped, PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from std_msgs.msg import Float64MultiArray, String
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -82,19 +89,21 @@ from optimus_control.planning import (
 )
 from optimus_control.planning.interfaces import HELD, LOST, TRACKED
 
+CONTROLLER = "/whole_body_controller"  # the controller node's name: its goals and status live under it
 TOPICS = {
     "objects": "/perception/objects",
     "odom": "/odom",
-    "wbc_status": "/wbc/status",
+    "wbc_status": f"{CONTROLLER}/task_status",
     "diagnostics": "/diagnostics",
-    "hand_target": "/wbc/{hand}_hand/target",
-    "gripper_command": "/wbc/{hand}_gripper/command",
-    "gaze_target": "/wbc/gaze/target",
-    "posture": "/wbc/posture",
+    "hand_target": CONTROLLER + "/{hand}_hand/goal",
+    "gripper_command": CONTROLLER + "/{hand}_gripper/command",
+    "gaze_target": f"{CONTROLLER}/gaze/target",
+    "posture": f"{CONTROLLER}/posture",
     "task_status": "/task/status",
     "start": "/task/start",
     "cancel": "/task/cancel",
 }
+IGNORED_MARKER_NS = ("state",)  # perception's text labels
 SENSOR_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -118,6 +127,14 @@ def pose_to_msg(pose: Pose, frame: str, t_s: float) -> PoseStamped:
     return msg
 
 
+def gripper_to_msg(finger_position_m: float, max_force_n: float, t_s: float) -> JointState:
+    """The controller's gripper command: position[0] = per-finger opening [m], effort[0] = force limit [N]."""
+    msg = JointState()
+    msg.header.stamp = s_to_stamp(t_s)
+    msg.position, msg.effort = [float(finger_position_m)], [float(max_force_n)]
+    return msg
+
+
 def pose_from_msg(pose) -> Pose:
     o = pose.orientation
     return Pose.from_position_quaternion([pose.position.x, pose.position.y, pose.position.z], [o.x, o.y, o.z, o.w])
@@ -127,8 +144,9 @@ def snapshot_from_msg(msg: MarkerArray, class_map: dict[str, str], frame: str, n
     """MarkerArray -> snapshot; markers in another frame are ignored (the caller warns)."""
     objects, stamps = [], []
     for m in msg.markers:
-        if m.action == Marker.DELETEALL or m.header.frame_id != frame:
-            continue
+        if m.action == Marker.DELETEALL or m.header.frame_id != frame or m.type == Marker.TEXT_VIEW_FACING \
+                or m.ns in IGNORED_MARKER_NS:
+            continue  # labels and other decorations are not objects
         stamps.append(stamp_to_s(m.header.stamp))
         state = LOST if m.action == Marker.DELETE else TRACKED
         text = m.text.lower()
@@ -204,7 +222,7 @@ class RosController:
         self._base: Pose | None = None
         self._hand_pub = {h: node.create_publisher(PoseStamped, TOPICS["hand_target"].format(hand=h), COMMAND_QOS)
                           for h in hands}
-        self._grip_pub = {h: node.create_publisher(Float64MultiArray, TOPICS["gripper_command"].format(hand=h),
+        self._grip_pub = {h: node.create_publisher(JointState, TOPICS["gripper_command"].format(hand=h),
                                                    COMMAND_QOS) for h in hands}
         self._gaze_pub = node.create_publisher(PointStamped, TOPICS["gaze_target"], COMMAND_QOS)
         self._posture_pub = node.create_publisher(String, TOPICS["posture"], COMMAND_QOS)
@@ -240,7 +258,7 @@ class RosController:
         self._hand_pub[hand].publish(pose_to_msg(pose, self.frame, stamp_s))
 
     def send_gripper(self, hand: str, finger_position_m: float, max_force_n: float, stamp_s: float) -> None:
-        self._grip_pub[hand].publish(Float64MultiArray(data=[float(finger_position_m), float(max_force_n)]))
+        self._grip_pub[hand].publish(gripper_to_msg(finger_position_m, max_force_n, stamp_s))
 
     def send_gaze(self, point_m, stamp_s: float) -> None:
         msg = PointStamped()
@@ -306,12 +324,15 @@ class TaskPlannerNode(Node):
             workspace_params=self._declare_group("workspace", WorkspaceParams()),
         )
         self.autostart, self.report_dir = p["autostart"], p["report_dir"]
+        self.exit_when_done = p["exit_when_done"]
+        self.exit_code: int | None = None  # set when the episode ended and the node should exit
         self._status_pub = self.create_publisher(DiagnosticArray, TOPICS["task_status"], COMMAND_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, TOPICS["diagnostics"], COMMAND_QOS)
         self.create_service(Trigger, TOPICS["start"], self._on_start)
         self.create_service(Trigger, TOPICS["cancel"], self._on_cancel)
         self._lock = threading.Lock()
         self._last_state = None
+        self._events_logged = 0
         self._reported = True
         self.create_timer(1.0 / p["tick_rate_hz"], self._tick)
         self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
@@ -323,7 +344,7 @@ class TaskPlannerNode(Node):
             "job": "sort_by_colour", "robot_config": "optimus.yaml", "world_frame": "odom",
             "object_classes": ["red", "green", "blue", "yellow", "orange", "purple", "bin"],  # perception's defaults
             "class_map": [""], "controller_prefix": "whole_body_controller", "autostart": False,
-            "tick_rate_hz": 10.0, "status_rate_hz": 2.0, "report_dir": "runs",
+            "tick_rate_hz": 10.0, "status_rate_hz": 2.0, "report_dir": "runs", "exit_when_done": False,
         }
         return {k: self.declare_parameter(k, v).value for k, v in defaults.items()}
 
@@ -342,6 +363,7 @@ class TaskPlannerNode(Node):
         with self._lock:
             response.success, response.message = self.executive.start()
             self._reported = False
+            self._events_logged = 0
         self.get_logger().info(response.message)
         self._publish_status()
         return response
@@ -361,14 +383,18 @@ class TaskPlannerNode(Node):
                 self.autostart = False
                 ok, message = self.executive.start()
                 self._reported = False
-                self.get_logger().info(message)
+                self._events_logged = 0
             self.executive.tick()
             record = self.executive.record
+            new_events = record.events[self._events_logged:]
+            self._events_logged = len(record.events)
             changed = (record.state, record.step) != self._last_state
             self._last_state = (record.state, record.step)
             finished = record.finished and not self._reported
             if finished:
                 self._reported = True
+        for e in new_events:
+            self.get_logger().info(f"[{e.t_s:7.2f} s] {e.step}: {e.message}")
         if changed:
             self._publish_status()
         if finished:
@@ -384,6 +410,8 @@ class TaskPlannerNode(Node):
                 self.get_logger().info(f"run report written to {folder}")
             except OSError as exc:
                 self.get_logger().error(f"cannot write the run report under '{self.report_dir}': {exc}")
+        if self.exit_when_done:
+            self.exit_code = 0 if record.state == "succeeded" else 1
 
     def _publish_status(self) -> None:
         now = self._now()
@@ -403,12 +431,18 @@ def main(args: list[str] | None = None) -> None:
         rclpy.try_shutdown()
         sys.exit(2)
     try:
-        rclpy.spin(node)
+        while rclpy.ok() and node.exit_code is None:
+            rclpy.spin_once(node, timeout_sec=0.5)
+        if node.exit_code is not None:
+            node._publish_status()  # the final state, for whoever watches /task/status
+            time.sleep(0.5)  # let it go out before the node disappears
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+    if node.exit_code:
+        sys.exit(node.exit_code)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ from optimus_control.rt import Dynamics, Loop, LoopConfig, connect_transport
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 NODE_KEYS = {"robot_config": "optimus.yaml", "bus_name": "optimus_bus", "mode": "lockstep", "auto_start": True,
-             "publish_rate_hz": 100.0, "diagnostics_rate_hz": 1.0, "connect_timeout_s": 30.0, "odom_frame": "odom"}
+             "publish_rate_hz": 100.0, "diagnostics_rate_hz": 1.0,
+             "task_status_rate_hz": 10.0, "connect_timeout_s": 30.0, "odom_frame": "odom"}
 
 
 def _stamp(time_s: float) -> Time:
@@ -86,6 +87,7 @@ class WholeBodyControllerNode(Node):
         self._stop = threading.Event()
         self._start_requested = bool(p["auto_start"])
         self._last_report = ""
+        self._hand_goal_info: dict[str, tuple[float, bool]] = {}  # hand -> (goal header stamp [s], clamped)
         # Lockstep: this thread ticks the loop itself (tick_once), so the simulator, the 1 kHz law and the
         # QP advance together and a slow QP slows the simulation down instead of starving the loop of
         # references. Real time: the native loop thread runs on its own clock.
@@ -118,7 +120,9 @@ class WholeBodyControllerNode(Node):
         self.create_service(Trigger, "~/damp", self._on_damp)
         self.create_service(Trigger, "~/reset", self._on_reset)
 
-    def _goal(self, what: str, fn) -> None:
+    def _goal(self, what: str, fn):
+        """Apply a goal under the lock; returns the controller's report (None if rejected or none)."""
+        report = None
         try:
             with self.lock:
                 report = fn()
@@ -129,6 +133,7 @@ class WholeBodyControllerNode(Node):
         except OptimusError as exc:
             self.get_logger().error(f"{what} rejected: {exc}")
             self._last_report = f"{what} rejected: {exc}"
+        return report
 
     def _on_hand_goal(self, hand: str, msg: PoseStamped) -> None:
         p, o = msg.pose.position, msg.pose.orientation
@@ -136,8 +141,12 @@ class WholeBodyControllerNode(Node):
         norm = np.linalg.norm(quat)
         pose = pin.SE3(pin.Quaternion(quat / norm).toRotationMatrix() if norm > 1e-6 and np.isfinite(norm) else
                        np.full((3, 3), np.nan), np.array([p.x, p.y, p.z]))
-        self._goal(f"{hand} hand goal in '{msg.header.frame_id}'",
-                   lambda: self.controller.set_hand_target(hand, self.resolver.pose_to_world(pose, msg.header.frame_id)))
+        report = self._goal(f"{hand} hand goal in '{msg.header.frame_id}'",
+                            lambda: self.controller.set_hand_target(hand, self.resolver.pose_to_world(pose, msg.header.frame_id)))
+        if report is not None:  # echoed in ~/task_status so a client knows which goal a status refers to
+            stamp_s = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+            with self.lock:
+                self._hand_goal_info[hand] = (stamp_s, bool(report.clamped))
 
     def _on_gripper(self, hand: str, msg: JointState) -> None:
         opening = msg.position[0] if msg.position else float("nan")
@@ -176,7 +185,8 @@ class WholeBodyControllerNode(Node):
         ticks_per_update = max(1, int(round(1000.0 / self.settings.rate_hz)))
         publish_every = max(1, int(round(1000.0 / self.p["publish_rate_hz"])))
         diag_every = max(1, int(round(1000.0 / self.p["diagnostics_rate_hz"])))
-        last_tick, last_update, last_pub, last_diag = -1, -10**9, -10**9, -10**9
+        tasks_every = max(1, int(round(1000.0 / self.p["task_status_rate_hz"])))
+        last_tick, last_update, last_pub, last_diag, last_tasks = -1, -10**9, -10**9, -10**9, -10**9
         self._reset_requested = False
         while not self._stop.is_set():
             if self.lockstep and not self.loop.tick_once(0.1):
@@ -201,6 +211,9 @@ class WholeBodyControllerNode(Node):
             if state.tick - last_diag >= diag_every:
                 last_diag = state.tick
                 self._publish_diagnostics(state)
+            if state.tick - last_tasks >= tasks_every:
+                last_tasks = state.tick
+                self._publish_task_status(state)
 
     def _control_step(self, state) -> None:
         base = self.estimator.update(state.q, state.v, state.imu_orientation_xyzw, state.imu_angular_velocity,
@@ -214,6 +227,7 @@ class WholeBodyControllerNode(Node):
                 self._reset_requested = False
                 ctl.reset_faults(q, v, state.time_s)
                 self.loop.reset()
+                self._hand_goal_info.clear()  # the hands now hold where they are: no goal to echo
             elif self._start_requested and ctl.state is ControllerState.IDLE:
                 ctl.start(q, v, state.time_s)
                 self.get_logger().info("balancing started")
@@ -289,12 +303,21 @@ class WholeBodyControllerNode(Node):
                                             message=status.fault or status.state.value,
                                             values=[KeyValue(key=k, value=v) for k, v in values.items()]))
         self.pub_diag.publish(diag)
+
+    def _publish_task_status(self, state) -> None:
+        with self.lock:
+            status = self.controller.status()
+            goal_info = dict(self._hand_goal_info)
         tasks = DiagnosticArray()
-        tasks.header.stamp = stamp
+        tasks.header.stamp = _stamp(state.time_s)
         for name, t in status.tasks.items():
             kv = {"weight": f"{t.weight:g}", "error_norm": f"{t.error_norm:.5f}", "goal_reached": str(t.goal_reached).lower(),
                   "moving": str(t.moving).lower(), "position_error_m": f"{t.position_error_m:.5f}",
                   "orientation_error_rad": f"{t.orientation_error_rad:.5f}"}
+            hand = name.removeprefix("hand_") if name.startswith("hand_") else None
+            if hand in goal_info:  # the hand goal this status refers to, and whether it was clamped
+                kv["goal_stamp"] = f"{goal_info[hand][0]:.9f}"
+                kv["clamped"] = str(goal_info[hand][1]).lower()
             tasks.status.append(DiagnosticStatus(
                 level=DiagnosticStatus.OK if t.goal_reached else DiagnosticStatus.WARN, name=name,
                 message="goal reached" if t.goal_reached else ("moving" if t.moving else "not reached"),

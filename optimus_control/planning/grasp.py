@@ -31,6 +31,13 @@ class GraspParams:
     place_clearance_m: float = 0.05  # box bottom above the bin rim at release
     carry_clearance_m: float = 0.10  # box bottom above the rim while moving over to the bin
     retreat_height_m: float = 0.12
+    # Rest pose of a hand between picks: the standing hand pose moved by this (base_link x back, y outwards
+    # for the hand's side, z up) so the hands are off the table and out of the camera's view of it; at the
+    # standing height the fingertips stay above the boxes while the hand moves to and from it.
+    # > 0: release this far inside the bin's near edge (towards the robot) rather than over its centre, so
+    # the arm stretches less sideways with the box; <= 0 (default): over the bin centre.
+    place_edge_margin_m: float = 0.0
+    rest_offset_m: tuple[float, float, float] = (-0.15, 0.10, 0.0)
 
 
 @dataclass(frozen=True)
@@ -72,10 +79,21 @@ def choose_grasp(hand: HandGeometry, box_pose: Pose, box_size_m: np.ndarray, p: 
 
 
 def place_poses(grasp: GraspChoice, box_size_m: np.ndarray, bin_pose: Pose, rim_height_m: float,
-                lift_z_m: float, p: GraspParams) -> PlacePoses:
-    """Gripper poses to carry the held box over the bin centre, lower it and retreat upwards."""
+                lift_z_m: float, p: GraspParams, bin_size_m: np.ndarray | None = None,
+                robot_xy_m: np.ndarray | None = None) -> PlacePoses:
+    """Gripper poses to carry the held box over the bin, lower it and retreat upwards.
+
+    The box goes over the bin centre, or, given the bin's size and the robot's position, to the point of
+    the bin's footprint nearest the robot that keeps the box ``place_edge_margin_m`` inside the walls.
+    """
     hang = -grasp.held_offset_m[2] + 0.5 * float(box_size_m[2])  # gripper height above the box bottom
-    xy = bin_pose.position[:2] - grasp.held_offset_m[:2]
+    drop = bin_pose.position[:2].copy()
+    if bin_size_m is not None and robot_xy_m is not None and p.place_edge_margin_m > 0.0:
+        half_box = 0.5 * float(np.hypot(box_size_m[0], box_size_m[1]))
+        room = np.maximum(0.5 * np.asarray(bin_size_m[:2], dtype=float) - half_box - p.place_edge_margin_m, 0.0)
+        local = bin_pose.inverse().transform_point([robot_xy_m[0], robot_xy_m[1], bin_pose.position[2]])[:2]
+        drop = bin_pose.transform_point([*np.clip(local, -room, room), 0.0])[:2]
+    xy = drop - grasp.held_offset_m[:2]
     place_z = rim_height_m + p.place_clearance_m + hang
     carry_z = max(lift_z_m, rim_height_m + p.carry_clearance_m + hang)
     rot = grasp.gripper_pose.rotation

@@ -54,6 +54,12 @@ class Planner:
         self.workspace = workspace
         self.params = params or GraspParams()
 
+    def rest_pose(self, hand: str, base_pose: Pose) -> Pose:
+        """Gripper target (odom) where ``hand`` waits between picks: off the table, out of the camera's view."""
+        geom = self.workspace.hands[hand]
+        dx, dy, dz = self.params.rest_offset_m
+        return base_pose.compose(geom.home_pose_base.translated([dx, geom.side_sign * dy, dz]))
+
     def needed(self, world: WorldModel, box: BoxRecord) -> bool:
         """Does the job still want this box moved (class in the goal, count not yet met)?"""
         rule = self.job.rule_for(box.object_class)
@@ -124,7 +130,8 @@ class Planner:
             p = self.params
             pregrasp = grasp.gripper_pose.translated([0.0, 0.0, p.approach_height_m])
             lift = grasp.gripper_pose.translated([0.0, 0.0, p.lift_height_m])
-            placing = place_poses(grasp, box.size_m, target.pose, target.rim_height_m, lift.position[2], p)
+            placing = place_poses(grasp, box.size_m, target.pose, target.rim_height_m, lift.position[2], p,
+                                  target.size_m, base_pose.position[:2])
             poses = {"pre-grasp": pregrasp, "grasp": grasp.gripper_pose, "lift": lift, "carry": placing.carry,
                      "place": placing.place, "retreat": placing.retreat}
             failed = None
@@ -141,7 +148,7 @@ class Planner:
             wrist_base = to_base.compose(grasp.gripper_pose).transform_point(geom.wrist_offset_m)
             cost = self.workspace.shoulder_distance_m(hand, wrist_base) - 0.5 * margin
             plan = PickPlan(box.box_id, hand, rule.bin, grasp.opening_m, pregrasp, grasp.gripper_pose, lift,
-                            placing.carry, placing.place, placing.retreat, base_pose.compose(geom.home_pose_base),
+                            placing.carry, placing.place, placing.retreat, self.rest_pose(hand, base_pose),
                             grasp.held_offset_m, box.position_m.copy(), cost)
             if best is None or cost < best[0]:
                 best = (cost, plan)

@@ -13,9 +13,46 @@ import numpy as np
 from py_trees.common import Status
 
 from optimus_control.planning.geometry import Pose
-from optimus_control.planning.interfaces import GAZE_TASK
+from optimus_control.planning.interfaces import GAZE_TASK, hand_task
 from optimus_control.planning.skill_base import HandMotion, Skill
 from optimus_control.planning.world_model import FAILED, SORTED
+
+
+class ClearView(Skill):
+    """Once per episode, before the first scan: bring every hand to its rest pose, off the table.
+
+    In the standing posture the hands hover over the table, so the camera sees boxes under them only
+    in part (perception does not start tracks on partly hidden boxes). A hand that does not report its
+    rest pose reached within ``goal_timeout_s`` is not an error here: the scan goes ahead anyway.
+    """
+
+    def start(self) -> None:
+        ctx = self.ctx
+        self.targets = {}
+        base = ctx.controller.base_pose()
+        if ctx.view_cleared or base is None:
+            return
+        for hand in ctx.planner.workspace.hands:
+            self.targets[hand] = ctx.planner.rest_pose(hand, base)
+            ctx.controller.send_hand_target(hand, self.targets[hand], self.started_s)
+
+    def step(self) -> Status:
+        ctx = self.ctx
+        if ctx.view_cleared:
+            return Status.SUCCESS
+        if not self.targets:  # no base pose yet: the rest poses are unknown, scan with the hands where they are
+            ctx.view_cleared = True
+            ctx.log(self.name, "no robot base pose: hands not moved off the table before the scan")
+            return Status.SUCCESS
+        waiting = [h for h in self.targets if not ctx.goal_reached(hand_task(h), self.started_s)]
+        timed_out = self.elapsed_s() > ctx.params.goal_timeout_s
+        if not waiting or timed_out:
+            ctx.view_cleared = True
+            if waiting:
+                ctx.log(self.name, f"hands {waiting} did not report their rest pose; scanning anyway")
+            return Status.SUCCESS
+        self.feedback_message = f"moving the hands {waiting} off the table"
+        return Status.RUNNING
 
 
 class LookAt(Skill):
@@ -97,7 +134,8 @@ class PlanNextPick(Skill):
         box.hand, box.bin = plan.hand, plan.bin
         ctx.controller.send_gaze(plan.box_position_m, now)
         self.feedback_message = f"box {plan.box_id} ({box.object_class}) with the {plan.hand} hand to {plan.bin}"
-        ctx.log(self.name, self.feedback_message)
+        ctx.log(self.name, f"{self.feedback_message}; box at {np.round(plan.box_position_m, 3).tolist()} m, "
+                           f"grasp at {np.round(plan.grasp.position, 3).tolist()} m")
         return Status.SUCCESS
 
 

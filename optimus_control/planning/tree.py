@@ -12,7 +12,7 @@
                 (SuccessIsRunning) cycle forever
                     [?] attempt             (memory)
                         [-] pick and place  (memory)
-                            look_at, detect, plan, approach_pregrasp, grasp, lift,
+                            clear_view, look_at, detect, plan, approach_pregrasp, grasp, lift,
                             transfer, place, release, retreat, verify_place
                         [-] recover         (memory)
                             book_failure, recover_hand
@@ -31,6 +31,7 @@ from optimus_control.planning.context import TaskContext
 def build_task_tree(ctx: TaskContext) -> py_trees.behaviour.Behaviour:
     """The root behaviour of one episode (construction only: no I/O until ticked)."""
     pick_and_place = Sequence("pick_and_place", memory=True, children=[
+        skills.ClearView("clear_view", ctx),
         skills.LookAt("look_at", ctx),
         skills.Detect("detect", ctx),
         skills.PlanNextPick("plan", ctx),

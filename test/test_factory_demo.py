@@ -1,0 +1,90 @@
+"""The factory demo end to end through optimus-launch: a 2-box sorting episode (job sort_two_boxes).
+
+Sim, whole-body controller, perception and task planner run as separate processes on their own ROS
+domain, exactly as `make factory-demo` runs them; the demo's monitor scores the run from ground truth
+(/sim/objects, /sim/base_pose), which only the test and the report read. The scene is the sorting
+cell (furniture from config/scenes/sorting_cell.yaml) with exactly one red box on the robot's left and one
+blue box on its right, at fixed poses, written to a temporary scene file: each box goes to the bin on
+its own side. (Random placements that need a cross-body carry are the 6-box demo's business.)
+
+Runs only with OPTIMUS_DEMO_TESTS=1: the episode does not succeed yet (the whole-body QP goes infeasible,
+or the robot tips, while carrying the lifted box to the bin at its side), so in CI it would only fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import yaml
+
+from optimus_control.model import share_dir
+
+pytestmark = pytest.mark.skipif(os.environ.get("OPTIMUS_DEMO_TESTS") != "1",
+                                reason="factory episode not yet successful (carry to the bin); set OPTIMUS_DEMO_TESTS=1")
+
+DOMAIN_ID = 123
+SEED = 0
+WALL_LIMIT_S = 600.0  # a hung episode ends here instead of blocking CI; the job's own limit is 120 s of sim time
+
+
+def _two_box_scene(tmp_path) -> str:
+    scene = yaml.safe_load((share_dir() / "config" / "scenes" / "sorting_cell.yaml").read_text())
+    group = {key: scene["boxes"][0][key] for key in ("size", "mass", "friction")}
+    top = next(f for f in scene["furniture"] if f["name"] == "infeed")["size"][2]
+    z = top + 0.5 * group["size"][2]
+    scene["scene"]["name"] = "sorting_cell_two_boxes"
+    scene["boxes"] = [{**group, "name": "red_box", "position": [0.45, 0.16, z], "yaw_deg": 10, "colours": ["red"]},
+                      {**group, "name": "blue_box", "position": [0.45, -0.16, z], "yaw_deg": -10, "colours": ["blue"]}]
+    path = tmp_path / "sorting_cell_two_boxes.yaml"
+    path.write_text(yaml.safe_dump(scene, sort_keys=False))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def episode(tmp_path_factory):
+    from optimus_control.demo import run_demo
+
+    tmp = tmp_path_factory.mktemp("factory_demo")
+    mp = pytest.MonkeyPatch()
+    for key, value in {"ROS_DOMAIN_ID": str(DOMAIN_ID), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+                       "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}.items():
+        mp.setenv(key, value)
+    try:
+        code, folder, summary = run_demo("sort_two_boxes", _two_box_scene(tmp), SEED, tmp / "runs", WALL_LIMIT_S,
+                                         DOMAIN_ID, quiet=True)
+    finally:
+        mp.undo()
+    yield code, folder, summary
+
+
+def _context(folder) -> str:
+    log = (folder / "launch.log").read_text() if (folder / "launch.log").exists() else ""
+    return "\n" + (folder / "report.md").read_text() + "\n--- launch.log (tail)\n" + "\n".join(log.splitlines()[-60:])
+
+
+def test_both_boxes_end_in_the_bin_of_their_colour_by_ground_truth(episode):
+    _, folder, summary = episode
+    truth = summary["ground_truth_boxes"]
+    assert {b["colour"] for b in truth} == {"red", "blue"}, _context(folder)
+    assert all(b["in_bin"] for b in truth), _context(folder)
+
+
+def test_robot_never_falls_and_the_job_succeeds(episode):
+    code, folder, summary = episode
+    assert summary["metrics"]["falls"] == 0, _context(folder)
+    assert summary["result"]["state"] == "succeeded", _context(folder)
+    assert code == 0, _context(folder)
+
+
+def test_run_folder_has_report_plots_and_snapshots(episode):
+    _, folder, summary = episode
+    saved = json.loads((folder / "summary.json").read_text())
+    assert saved["boxes"]["sorted"] == 2 and len(saved["per_box"]) == 2
+    for key in ("falls", "max_torque_ratio", "loop_deadline_misses", "qp_failures"):
+        assert key in saved["metrics"]
+    assert (folder / "report.md").read_text().startswith("# Run report: sort_two_boxes")
+    for name in ("com_cop_support.png", "hand_tracking_error.png", "loop_timing.png"):
+        assert (folder / name).stat().st_size > 1000, name
+    assert len(list(folder.glob("camera_*.png"))) >= 2

@@ -58,12 +58,16 @@ def resolve(name: str, **arguments: str) -> Interpreter:
 
 
 def parameters(cmd: list[str]) -> dict[str, object]:
-    """-p name:=value pairs, values read as YAML like rcl does (later ones win)."""
+    """-p name:=value pairs (values read as YAML like rcl does) and the values of the parameter files
+    the launcher generated (every file after the node's config file); later ones win."""
     out: dict[str, object] = {}
     for flag, value in zip(cmd, cmd[1:]):
         if flag == "-p":
             name, _, text = value.partition(":=")
             out[name] = yaml.safe_load(text)
+        elif flag == "--params-file" and Path(value).parent != CONFIG_DIR and "/config/" not in value:
+            for entry in yaml.safe_load(Path(value).read_text()).values():
+                out.update(entry["ros__parameters"])
     return out
 
 
@@ -153,7 +157,7 @@ def test_cli_finds_files_like_ros2_launch(stub_prefix):
 def test_cli_print_and_error_exit_status(stub_prefix, capsys):
     assert main(["optimus_control", "sim.launch.xml", "--print", "seed:=7"]) == 0
     out = capsys.readouterr().out
-    assert "[sim]" in out and "[whole_body_controller]" in out and "seed:=7" in out
+    assert "[sim]" in out and "[whole_body_controller]" in out and '"seed": 7' in out
     assert main(["sim.launch.xml", "--print", "mode:=fast"]) == 2
     assert "optimus-launch: error:" in capsys.readouterr().err
 

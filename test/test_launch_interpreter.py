@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from launch_fixtures.prefixes import make_prefix
 
 from optimus_control.errors import LaunchError
@@ -310,12 +311,17 @@ def test_node_command_line_follows_launch_ros_order(tmp_path, prefix):
     """)
     interp = resolve(path)
     talker = one(interp, "talker")
+    generated = talker.cmd[talker.cmd.index("-r", talker.cmd.index(str(params))) - 1]
     assert talker.cmd == [
         str(prefix / "lib" / PKG / "talker"), "--flag", "two words", "--ros-args", "--log-level", "debug",
         "--ros-args", "-r", "__node:=talker", "-r", "__ns:=/robot1", "-p", "use_sim_time:=true",
-        "--params-file", str(params), "-p", "rate_hz:=250", "-p", "label:='1000'", "-p", "ratio:=2.0",
-        "-p", "enabled:=true", "-p", "gains.kp:=10.5", "-r", "/tf:=tf", "-r", "joint_states:=/robot/joint_states",
+        "--params-file", str(params), "--params-file", generated, "-r", "/tf:=tf",
+        "-r", "joint_states:=/robot/joint_states",
     ]
+    # name/value tags go in one file keyed by the node's full name, typed as launch_ros types them
+    assert yaml.safe_load(Path(generated).read_text()) == {"/robot1/talker": {"ros__parameters": {
+        "rate_hz": 250, "label": "1000", "ratio": 2.0, "enabled": True, "gains.kp": 10.5}}}
+    assert talker.parameter_files == {generated: yaml.safe_load(Path(generated).read_text())}
     assert talker.namespace == "/robot1"
     # Outside the group: no namespace pushed, no global parameters or remaps, no node name.
     listener = one(interp, "listener")

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from launch_fixtures.launcher import Launcher, assert_gone
 from launch_fixtures.prefixes import make_prefix, with_prefix
 
@@ -147,9 +148,10 @@ def test_process_receives_the_resolved_arguments_and_environment(tmp_path, env):
     launcher = Launcher(path, env, "seed:=9")
     assert launcher.finish() == 0, launcher.transcript()
     argv = json.loads(next(line for line in launcher.stdout if line.startswith("[echo] ARGV "))[len("[echo] ARGV "):])
-    assert argv == ["--print-argv", "--env", "OPTIMUS_FIXTURE_VAR", "--exit-after", "0", "--ros-args",
-                    "-r", "__node:=echo", "-r", "__ns:=/robot1", "-p", "use_sim_time:=true", "-p", "seed:=9",
-                    "-r", "joint_states:=/robot/joint_states"]
+    assert argv[:12] == ["--print-argv", "--env", "OPTIMUS_FIXTURE_VAR", "--exit-after", "0", "--ros-args",
+                         "-r", "__node:=echo", "-r", "__ns:=/robot1", "-p", "use_sim_time:=true"]
+    assert argv[12] == "--params-file" and argv[14:] == ["-r", "joint_states:=/robot/joint_states"]
+    assert yaml.safe_load(Path(argv[13]).read_text()) == {"/robot1/echo": {"ros__parameters": {"seed": 9}}}
     assert "[echo] ENV OPTIMUS_FIXTURE_VAR=hello 9" in launcher.stdout
 
 

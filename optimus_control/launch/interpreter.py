@@ -4,8 +4,10 @@ Actions run in document order against a LaunchContext: `<arg>` sets a configurat
 not set yet (command line and include arguments win), `<let>` always sets it, `<include>` sets its
 arguments in the CURRENT scope and interprets the file there (unscoped, like ROS 2), a `<group>`
 is scoped unless scoped="false". `<node>` becomes a command line `exec [args] [--ros-args ros_args]
---ros-args -r __node:=name -r __ns:=/ns -p global:=v ... (--params-file f | -p name:=v)... -r from:=to`
-in the order launch_ros builds it.
+--ros-args -r __node:=name -r __ns:=/ns -p global:=v ... --params-file f ... -r from:=to` in the order
+launch_ros builds it: `<set_parameter>` globals first, then the node's `<param>` tags in document order,
+each run of `<param name value>` tags written to a parameter file keyed by the node's full name (as
+launch_ros does; see parameter_files.py for why `-p` would lose to a `/**/node` file).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import yaml
 from optimus_control.errors import LaunchError
 from optimus_control.launch.context import LaunchContext, make_namespace_absolute, prefix_namespace
 from optimus_control.launch.packages import resolve_executable
+from optimus_control.launch.parameter_files import node_parameters_key, write_parameters_file
 from optimus_control.launch.process_spec import DEFAULT_SIGKILL_TIMEOUT_S, DEFAULT_SIGTERM_TIMEOUT_S, ProcessSpec
 from optimus_control.launch.substitutions import Template, evaluate_condition, evaluate_substitution
 from optimus_control.launch.vocabulary import check_file
@@ -262,14 +265,15 @@ class Interpreter:
             cmd += ["-r", f"__ns:={namespace}"]
         for param_name, value in self.context.scope.global_parameters:
             cmd += ["-p", f"{param_name}:={value}"]
-        for param in (c for c in el.children if c.tag == "param"):
-            cmd += self._param_arguments(param)
+        parameter_files: dict[str, dict[str, object]] = {}
+        cmd += self._parameter_arguments(el, name, namespace, parameter_files)
         remaps = list(self.context.scope.global_remaps)
         remaps += [(self._require(r, "from"), self._require(r, "to")) for r in el.children if r.tag == "remap"]
         for source, target in remaps:
             cmd += ["-r", f"{source}:={target}"]
         label = name or self._eval(el, "exec_name") or Path(executable).name
         self._add_process(el, label, cmd, node_name=name, namespace=namespace)
+        self.processes[-1].parameter_files = parameter_files
 
     def _do_executable(self, el: Element) -> None:
         tokens = self._tokens(el, "cmd")
@@ -304,18 +308,43 @@ class Interpreter:
         except LaunchError as exc:
             raise el.fail(str(exc)) from None
 
-    def _param_arguments(self, el: Element, prefix: str = "") -> list[str]:
-        if "from" in el.attrs:
-            path = Path(self._require(el, "from")).expanduser()
-            if not path.is_file():
-                raise el.fail(f"parameter file {str(path)!r} does not exist")
-            return ["--params-file", str(path.absolute())]
+    def _parameter_arguments(self, el: Element, name: str | None, namespace: str | None,
+                             generated: dict[str, dict[str, object]]) -> list[str]:
+        """`--params-file` arguments for the node's `<param>` tags in document order: a `from` file as
+        given, each run of name/value tags as one generated file (contents also stored in `generated`)."""
+        args: list[str] = []
+        values: dict[str, object] = {}
+
+        def flush() -> None:
+            if not values:
+                return
+            key = node_parameters_key(name, namespace)
+            path = str(write_parameters_file(key, dict(values), stem=name or "node"))
+            generated[path] = {key: {"ros__parameters": dict(values)}}
+            args.extend(["--params-file", path])
+            values.clear()
+
+        for param in (c for c in el.children if c.tag == "param"):
+            if "from" in param.attrs:
+                flush()
+                path = Path(self._require(param, "from")).expanduser()
+                if not path.is_file():
+                    raise param.fail(f"parameter file {str(path)!r} does not exist")
+                args += ["--params-file", str(path.absolute())]
+            else:
+                self._collect_parameter(param, "", values)
+        flush()
+        return args
+
+    def _collect_parameter(self, el: Element, prefix: str, values: dict[str, object]) -> None:
         name = prefix + self._require(el, "name")
         nested = [c for c in el.children if c.tag == "param"]
         if nested:
-            return [arg for child in nested for arg in self._param_arguments(child, prefix=name + ".")]
-        value = _typed_parameter_value(el, self._require(el, "value"))
-        return ["-p", f"{name}:={value}"]
+            for child in nested:
+                self._collect_parameter(child, name + ".", values)
+            return
+        values.pop(name, None)  # a repeated name moves to its latest place, like a later override
+        values[name] = _typed_parameter_value(el, self._require(el, "value"))
 
     def _add_process(self, el: Element, label: str, cmd: list[str], node_name: str | None = None,
                      namespace: str | None = None) -> None:
@@ -343,31 +372,36 @@ class Interpreter:
         ))
 
 
-def _typed_parameter_value(el: Element, value: str) -> str:
-    """The text after `name:=` so that rcl reads the type launch would give the value."""
+def _typed_parameter_value(el: Element, value: str) -> object:
+    """The value with the type launch gives it: `type` when given, else what YAML reads (as rcl and
+    launch_ros do), keeping the text when YAML reads something that is not a parameter value."""
     kind = el.attrs.get("type")
     if kind == "str":
-        return value if _reads_as_same_string(value) else "'" + value.replace("'", "''") + "'"
+        return value
     if kind is None:
-        return value if value != "" else "''"
+        try:
+            typed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return typed if _is_parameter_value(typed) else value
     lowered = value.strip().lower()
     if kind == "bool":
         if lowered not in ("true", "false"):
             raise el.fail(f"value {value!r} is not a bool (true or false)")
-        return lowered
+        return lowered == "true"
     try:
-        number = int(value) if kind == "int" else float(value)
+        return int(value) if kind == "int" else float(value)
     except ValueError:
         raise el.fail(f"value {value!r} is not a{'n' if kind == 'int' else ''} {kind}") from None
-    return repr(number)
 
 
-def _reads_as_same_string(value: str) -> bool:
-    """True when YAML (rcl's reading of -p values) gives back `value` itself as a string."""
-    try:
-        return yaml.safe_load(value) == value
-    except yaml.YAMLError:
-        return False
+def _is_parameter_value(value: object) -> bool:
+    """A scalar ROS parameter type, or a non-empty list of one scalar type (a ROS array parameter)."""
+    scalar = (bool, int, float, str)
+    if isinstance(value, scalar):
+        return True
+    return isinstance(value, list) and bool(value) and all(isinstance(v, scalar) for v in value) \
+        and len({type(v) for v in value}) == 1
 
 
 def _declared_arguments(root: Element, conditional: bool = True) -> list[DeclaredArgument]:

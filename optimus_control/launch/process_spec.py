@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ class ProcessSpec:
     node_name: str | None = None
     namespace: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # env differing from the launcher's own
+    # parameter files the launcher generated for `<param name value>` tags: path -> their contents
+    parameter_files: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @property
     def ros_args(self) -> list[str]:
@@ -43,4 +46,8 @@ class ProcessSpec:
             flags.append("on_exit=shutdown")
         flags.append(f"output={self.output}")
         cwd = f"cd {shlex.quote(self.cwd)} && " if self.cwd and self.cwd != os.getcwd() else ""
-        return f"[{self.label}] ({', '.join(flags)}; {self.where})\n    {cwd}{env + ' ' if env else ''}{shlex.join(self.cmd)}"
+        lines = [f"[{self.label}] ({', '.join(flags)}; {self.where})",
+                 f"    {cwd}{env + ' ' if env else ''}{shlex.join(self.cmd)}"]
+        for path, contents in self.parameter_files.items():
+            lines.append(f"    # {path}: {json.dumps(contents)}")
+        return "\n".join(lines)

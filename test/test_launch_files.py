@@ -37,8 +37,11 @@ NODE_PARAMETERS = {
             "bus_name": "optimus_bus"},
     "whole_body_controller": {"robot_config": "optimus.yaml", "bus_name": "optimus_bus", "mode": "lockstep"},
     "perception": {"robot_config": "optimus.yaml"},
-    "task_planner": {"job": "sort_by_colour"},
+    "task_planner": {"job": "sort_by_colour", "autostart": False, "exit_when_done": False, "report_dir": "runs"},
 }
+# Values a launch file fixes for a node whatever its arguments: the factory demo starts the job by itself
+# and ends the launch when the job ends.
+FILE_FIXED_PARAMETERS = {"factory_demo.launch.xml": {"task_planner": {"autostart": True, "exit_when_done": True}}}
 
 
 @pytest.fixture()
@@ -89,22 +92,25 @@ def test_shipped_file_resolves_with_defaults(name, stub_prefix):
         params_file = Path(ros_args[ros_args.index("--params-file") + 1])
         assert params_file.name == f"{node}.yaml" and params_file.is_file()
         assert ["--ros-args", "--log-level", "info"] == process.cmd[1:4]
-        assert parameters(process.cmd) == {"use_sim_time": True, **NODE_PARAMETERS[node]}
+        fixed = FILE_FIXED_PARAMETERS.get(name, {}).get(node, {})
+        assert parameters(process.cmd) == {"use_sim_time": True, **NODE_PARAMETERS[node], **fixed}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_NODES))
 def test_shipped_file_takes_overrides(name, stub_prefix):
     overrides = {"scene": "/tmp/my_scene.yaml", "job": "stack_boxes", "seed": "42", "gui": "true",
                  "mode": "realtime", "robot_config": "other.yaml", "log_level": "debug", "namespace": "robot1",
-                 "bus_name": "bus2", "use_sim_time": "false"}
+                 "bus_name": "bus2", "use_sim_time": "false", "report_dir": "/tmp/reports"}
     interpreter = resolve(name, **overrides)
     expected_values = {"scene": "/tmp/my_scene.yaml", "job": "stack_boxes", "seed": 42, "gui": True,
-                       "mode": "realtime", "robot_config": "other.yaml", "bus_name": "bus2"}
+                       "mode": "realtime", "robot_config": "other.yaml", "bus_name": "bus2", "report_dir": "/tmp/reports",
+                       "autostart": False, "exit_when_done": False}
     for process in interpreter.processes:
         node = process.node_name
         assert process.namespace == "/robot1"
         assert ["--log-level", "debug"] == process.cmd[2:4]
         want = {k: expected_values[k] for k in NODE_PARAMETERS[node]}
+        want.update(FILE_FIXED_PARAMETERS.get(name, {}).get(node, {}))
         assert parameters(process.cmd) == {"use_sim_time": False, **want}
 
 

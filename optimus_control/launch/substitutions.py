@@ -72,9 +72,16 @@ class _Parser:
         return s.startswith("$(", i) and i + 2 < len(s) and s[i + 2].isalpha()
 
     def template(self) -> Template:
+        return self.scan(stop_chars="", forbidden="")
+
+    def scan(self, stop_chars: str, forbidden: str) -> Template:
+        """Text and substitutions up to (not past) one of ``stop_chars`` or the end; escapes resolved.
+
+        ``forbidden`` characters are errors where they appear unescaped (e.g. quotes in an unquoted argument).
+        """
         parts: list[Part] = []
         text: list[str] = []
-        while self.i < len(self.s):
+        while self.i < len(self.s) and self.s[self.i] not in stop_chars:
             c = self.s[self.i]
             if c == "\\" and self.i + 1 < len(self.s) and self.s[self.i + 1] in _ESCAPABLE:
                 text.append(self.s[self.i + 1])
@@ -84,6 +91,8 @@ class _Parser:
                     parts.append("".join(text))
                     text = []
                 parts.append(self.substitution())
+            elif c in forbidden:
+                raise self.error(f"unexpected {c!r} in an unquoted substitution argument (quote it)")
             else:
                 text.append(c)
                 self.i += 1
@@ -121,47 +130,14 @@ class _Parser:
     def argument(self) -> Template:
         """One argument: a quoted template, or unquoted text/substitutions up to a space or ')'."""
         quote = self.s[self.i]
-        parts: list[Part] = []
-        text: list[str] = []
-        if quote in "'\"":
-            self.i += 1
-            while True:
-                if self.i >= len(self.s):
-                    raise self.error(f"unterminated quoted argument ({quote})")
-                c = self.s[self.i]
-                if c == quote:
-                    self.i += 1
-                    break
-                if c == "\\" and self.i + 1 < len(self.s) and self.s[self.i + 1] in _ESCAPABLE:
-                    text.append(self.s[self.i + 1])
-                    self.i += 2
-                elif self.at_substitution():
-                    if text:
-                        parts.append("".join(text))
-                        text = []
-                    parts.append(self.substitution())
-                else:
-                    text.append(c)
-                    self.i += 1
-        else:
-            while self.i < len(self.s) and self.s[self.i] not in " \t\n)":
-                c = self.s[self.i]
-                if c == "\\" and self.i + 1 < len(self.s) and self.s[self.i + 1] in _ESCAPABLE:
-                    text.append(self.s[self.i + 1])
-                    self.i += 2
-                elif self.at_substitution():
-                    if text:
-                        parts.append("".join(text))
-                        text = []
-                    parts.append(self.substitution())
-                elif c in "('\"":
-                    raise self.error(f"unexpected {c!r} in an unquoted substitution argument (quote it)")
-                else:
-                    text.append(c)
-                    self.i += 1
-        if text:
-            parts.append("".join(text))
-        return Template(tuple(parts))
+        if quote not in "'\"":
+            return self.scan(stop_chars=" \t\n)", forbidden="('\"")
+        self.i += 1
+        template = self.scan(stop_chars=quote, forbidden="")
+        if self.i >= len(self.s):
+            raise self.error(f"unterminated quoted argument ({quote})")
+        self.i += 1  # the closing quote
+        return template
 
 
 def parse_template(source: str, where: str) -> Template:

@@ -5,24 +5,17 @@ domain, exactly as `make factory-demo` runs them; the demo's monitor scores the 
 (/sim/objects, /sim/base_pose), which only the test and the report read. The scene is the sorting
 cell (furniture from config/scenes/sorting_cell.yaml) with exactly one red box on the robot's left and one
 blue box on its right, at fixed poses, written to a temporary scene file: each box goes to the bin on
-its own side. (Random placements that need a cross-body carry are the 6-box demo's business.)
-
-Runs only with OPTIMUS_DEMO_TESTS=1: the episode does not succeed yet (the whole-body QP goes infeasible,
-or the robot tips, while carrying the lifted box to the bin at its side), so in CI it would only fail.
+its own side.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import yaml
 
 from optimus_control.model import share_dir
-
-pytestmark = pytest.mark.skipif(os.environ.get("OPTIMUS_DEMO_TESTS") != "1",
-                                reason="factory episode not yet successful (carry to the bin); set OPTIMUS_DEMO_TESTS=1")
 
 DOMAIN_ID = 123
 SEED = 0

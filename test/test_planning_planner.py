@@ -16,8 +16,8 @@ from optimus_control.planning.geometry import Pose, rotation_z
 from optimus_control.planning.grasp import GraspParams, choose_grasp
 from optimus_control.planning.job_spec import parse_job
 from optimus_control.planning.kinematic_world import KinematicWorld
-from optimus_control.planning.planner import Planner
-from optimus_control.planning.workspace import ArmWorkspace
+from optimus_control.planning.planner import CROSS_BODY_COST_PER_M, Planner
+from optimus_control.planning.workspace import ArmWorkspace, WorkspaceParams
 from optimus_control.planning.world_model import PENDING, SKIPPED, SORTED, WorldModel
 
 TABLE_M = 0.80
@@ -158,6 +158,30 @@ def test_hand_choice_by_side_and_reach(workspace, scene, cls, y, hand):
     scene.add_box(cls, on_table(0.35, y), BOX)
     _, _, decision = plan(workspace, scene)
     assert decision.plan is not None and decision.plan.hand == hand
+
+
+@pytest.mark.parametrize("y, hand", [(-0.1, "right"), (0.1, "left")])
+def test_hand_on_the_box_side_wins_when_both_can(robot, y, hand):
+    """Into a bin straight ahead, both hands reach a box just off the midline (the waist may turn and lean, as
+    in config/task_planner.yaml); the hand on the box's side takes it."""
+    workspace = ArmWorkspace(robot, WorkspaceParams(reach_fraction=0.95, trunk_range_fraction=0.8,
+                                                    trunk_samples_per_joint=5))
+    world = KinematicWorld.standing(robot, TABLE_M)
+    world.add_bin("bin_red", [0.30, 0.0, 0.45], [0.30, 0.30, 0.70])
+    world.add_box("red", on_table(0.40, y), BOX)
+    data = job_data(bins={"bin_red": {"class": "bin_red"}}, goal={"sort": {"red": "bin_red"}})
+    planner, belief, decision = plan(workspace, world, data)
+    other = "left" if hand == "right" else "right"
+    hands, workspace.hands = workspace.hands, {other: workspace.hands[other]}
+    try:
+        cross_plan, reason = planner.plan_for_box(belief, belief.box(decision.plan.box_id), world.base_pose())
+    finally:
+        workspace.hands = hands
+    assert cross_plan is not None, f"the other hand should reach too, else this test shows nothing: {reason}"
+    assert decision.plan.hand == hand
+    # Working across the midline costs CROSS_BODY_COST_PER_M per metre on top of the geometric cost.
+    across_m = abs(cross_plan.grasp.position[1]) - 0.01
+    assert cross_plan.cost - decision.plan.cost > CROSS_BODY_COST_PER_M * across_m
 
 
 def test_plan_poses_are_consistent(workspace, scene):

@@ -36,18 +36,20 @@ def scene_bins() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return bins
 
 
-def pick_zone_corners() -> tuple[list[np.ndarray], np.ndarray]:
-    """Box centres at the corners and middle of the scene's pick zone, and the box size."""
-    group = SCENE["boxes"][0]
-    region = next(r for r in SCENE["regions"] if r["name"] == group["region"])
-    table = next(f for f in SCENE["furniture"] if f["name"] == region["furniture"])
-    size = np.array(group["size"], dtype=float)
-    z = table["size"][2] + 0.5 * size[2]
-    xs = [table["position"][0] + x for x in region["x"]]
-    ys = [table["position"][1] + y for y in region["y"]]
-    points = [np.array([x, y, z]) for x in xs for y in ys]
-    points.append(np.array([np.mean(xs), np.mean(ys), z]))
-    return points, size
+def lane_corners() -> list[tuple[list[str], list[np.ndarray], np.ndarray]]:
+    """Per box group: its colours, box centres at the corners and middle of its region, and the box size."""
+    out = []
+    for group in SCENE["boxes"]:
+        region = next(r for r in SCENE["regions"] if r["name"] == group["region"])
+        table = next(f for f in SCENE["furniture"] if f["name"] == region["furniture"])
+        size = np.array(group["size"], dtype=float)
+        z = table["size"][2] + 0.5 * size[2]
+        xs = [table["position"][0] + x for x in region["x"]]
+        ys = [table["position"][1] + y for y in region["y"]]
+        points = [np.array([x, y, z]) for x in xs for y in ys]
+        points.append(np.array([np.mean(xs), np.mean(ys), z]))
+        out.append((list(group["colours"]), points, size))
+    return out
 
 
 @pytest.mark.parametrize("job_name", ["sort_by_colour", "sort_two_boxes"])
@@ -65,23 +67,24 @@ def test_job_bins_match_the_scene(job_name):
 
 def test_scene_boxes_are_in_the_pick_region():
     job = load_job("sort_by_colour")
-    points, _ = pick_zone_corners()
-    assert all(job.pick_region.contains(p) for p in points)
-    assert set(SCENE["boxes"][0]["colours"]) <= set(job.box_classes)
+    for colours, points, _ in lane_corners():
+        assert all(job.pick_region.contains(p) for p in points)
+        assert set(colours) <= set(job.box_classes)
 
 
-def test_every_pick_zone_corner_is_planned_into_every_bin(robot):
-    """With the parameter file's workspace, no box of the pick zone would be skipped as unreachable."""
+def test_every_lane_corner_is_planned_into_its_bins(robot):
+    """With the parameter file's workspace, no box the scene can put on a lane would be skipped as unreachable."""
     ws_values = PARAMS["workspace"]
     known = {f.name for f in fields(WorkspaceParams)}
     assert set(ws_values) <= known
     workspace = ArmWorkspace(robot, replace(WorkspaceParams(), **ws_values))
     grasp = replace(GraspParams(max_finger_opening_m=robot.config.gripper.open_position), **PARAMS["grasp"])
     job = load_job("sort_by_colour")
-    points, size = pick_zone_corners()
     failures = []
-    for rule in job.rules:
-        for point in points:
+    lanes = lane_corners()
+    assert {c for colours, _, _ in lanes for c in colours} == {r.object_class for r in job.rules}
+    for colours, points, size in lanes:
+        for rule, point in ((r, pt) for r in job.rules if r.object_class in colours for pt in points):
             world = KinematicWorld.standing(robot, 0.0)
             for centre, bin_size in scene_bins().values():
                 world.add_bin("bin", centre, bin_size)

@@ -141,6 +141,7 @@ class WholeBodyController:
         self._failure_since: float | None = None
         self._last_state_time: float | None = None
         self.qp_status, self.qp_solve_time_s, self.update_time_s, self.qp_failures = "not run", 0.0, 0.0, 0
+        self.qp_relaxed = 0  # updates solved only without the joint-limit bounds
         self.timing_s: dict[str, float] = {}  # last update: model, build, solve [s]
         self.time_s = 0.0
         self._snapshot: DynamicsSnapshot | None = None
@@ -364,6 +365,11 @@ class WholeBodyController:
         problem = self.qp.build(snap, tasks, contacts)
         t_build = time.perf_counter()
         result = self.solver.solve(problem)
+        if not result.ok:
+            # Braking at a joint limit can contradict the torque limits (e.g. a joint already past its
+            # velocity limit): solve once more without the limit bounds rather than drop the robot.
+            result = self.solver.solve(self.qp.build(snap, tasks, contacts, joint_limits=False))
+            self.qp_relaxed += int(result.ok)
         self.timing_s = {"model": t_model - start, "build": t_build - t_model, "solve": time.perf_counter() - t_build}
         self.qp_status, self.qp_solve_time_s = result.status, result.solve_time_s
         if not result.ok:

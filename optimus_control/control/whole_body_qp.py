@@ -70,7 +70,9 @@ class WholeBodyQp:
         self._contacts: list[Contact6D] = []
 
     def build(self, snapshot: DynamicsSnapshot, tasks: list[Task], contacts: list[Contact6D],
-              force_regularisation_weight: float | None = None) -> QpProblem:
+              force_regularisation_weight: float | None = None, joint_limits: bool = True) -> QpProblem:
+        """The QP at one state; ``joint_limits=False`` keeps only the acceleration cap on the joints (the
+        fallback when braking at a position/velocity limit contradicts the torque limits)."""
         s = self.settings
         nv, nc = snapshot.nv, len(contacts)
         nj = nv - BASE_DOF
@@ -131,7 +133,10 @@ class WholeBodyQp:
         # ---- bounds: joint position/velocity limits as acceleration bounds ----------------------
         lb = np.full(n, -1e9)
         ub = np.full(n, 1e9)
-        lb[BASE_DOF:nv], ub[BASE_DOF:nv] = self.joint_acceleration_bounds(snapshot.q[-nj:], snapshot.v[-nj:])
+        if joint_limits:
+            lb[BASE_DOF:nv], ub[BASE_DOF:nv] = self.joint_acceleration_bounds(snapshot.q[-nj:], snapshot.v[-nj:])
+        else:
+            lb[BASE_DOF:nv], ub[BASE_DOF:nv] = -s.max_joint_acceleration, s.max_joint_acceleration
         return QpProblem(H, g, A, b, C, lower, upper, lb, ub)
 
     def joint_acceleration_bounds(self, q: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

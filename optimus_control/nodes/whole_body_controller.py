@@ -205,15 +205,20 @@ class WholeBodyControllerNode(Node):
                     self.get_logger().error(f"control step failed: {exc!r}; damping")
                     with self.lock:
                         self.controller.request_damping(f"control step raised {exc!r}")
-            if state.tick - last_pub >= publish_every:
-                last_pub = state.tick
-                self._publish_state(state)
-            if state.tick - last_diag >= diag_every:
-                last_diag = state.tick
-                self._publish_diagnostics(state)
-            if state.tick - last_tasks >= tasks_every:
-                last_tasks = state.tick
-                self._publish_task_status(state)
+            try:
+                if state.tick - last_pub >= publish_every:
+                    last_pub = state.tick
+                    self._publish_state(state)
+                if state.tick - last_diag >= diag_every:
+                    last_diag = state.tick
+                    self._publish_diagnostics(state)
+                if state.tick - last_tasks >= tasks_every:
+                    last_tasks = state.tick
+                    self._publish_task_status(state)
+            except Exception:
+                if not self.context.ok():  # shutting down (Ctrl-C, launch ending): nothing left to publish to
+                    return
+                raise
 
     def _control_step(self, state) -> None:
         base = self.estimator.update(state.q, state.v, state.imu_orientation_xyzw, state.imu_angular_velocity,

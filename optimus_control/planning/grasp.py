@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimus_control.planning.geometry import Pose, wrap_half_turn
+from optimus_control.planning.geometry import Pose, rotation_z, wrap_angle, wrap_half_turn
 from optimus_control.planning.workspace import HandGeometry, top_grasp_rotation
 
 
@@ -37,6 +37,10 @@ class GraspParams:
     # > 0: release this far inside the bin's near edge (towards the robot) rather than over its centre, so
     # the arm stretches less sideways with the box; <= 0 (default): over the bin centre.
     place_edge_margin_m: float = 0.0
+    # True: while carrying, the hand turns about the vertical by the change of the box's bearing seen from the
+    # robot (pick -> drop), so the wrist keeps its pose relative to the swinging arm instead of twisting
+    # against it (a held box's yaw does not matter in a bin).
+    carry_yaw_follows_arm: bool = True
     rest_offset_m: tuple[float, float, float] = (-0.15, 0.10, 0.0)
 
 
@@ -93,10 +97,16 @@ def place_poses(grasp: GraspChoice, box_size_m: np.ndarray, bin_pose: Pose, rim_
         room = np.maximum(0.5 * np.asarray(bin_size_m[:2], dtype=float) - half_box - p.place_edge_margin_m, 0.0)
         local = bin_pose.inverse().transform_point([robot_xy_m[0], robot_xy_m[1], bin_pose.position[2]])[:2]
         drop = bin_pose.transform_point([*np.clip(local, -room, room), 0.0])[:2]
-    xy = drop - grasp.held_offset_m[:2]
+    rot, offset_xy = grasp.gripper_pose.rotation, grasp.held_offset_m[:2]
+    if p.carry_yaw_follows_arm and robot_xy_m is not None:
+        pick_xy = grasp.gripper_pose.position[:2] - np.asarray(robot_xy_m)[:2]
+        drop_xy = drop - np.asarray(robot_xy_m)[:2]
+        turn = wrap_angle(np.arctan2(drop_xy[1], drop_xy[0]) - np.arctan2(pick_xy[1], pick_xy[0]))
+        rot = rotation_z(turn) @ rot
+        offset_xy = rotation_z(turn)[:2, :2] @ offset_xy
+    xy = drop - offset_xy
     place_z = rim_height_m + p.place_clearance_m + hang
     carry_z = max(lift_z_m, rim_height_m + p.carry_clearance_m + hang)
-    rot = grasp.gripper_pose.rotation
     return PlacePoses(carry=Pose(np.array([xy[0], xy[1], carry_z]), rot),
                       place=Pose(np.array([xy[0], xy[1], min(place_z, carry_z)]), rot),
                       retreat=Pose(np.array([xy[0], xy[1], min(place_z, carry_z) + p.retreat_height_m]), rot))

@@ -19,6 +19,7 @@ from optimus_control.planning.workspace import ArmWorkspace
 from optimus_control.planning.world_model import PENDING, SKIPPED, SORTED, BoxRecord, WorldModel
 
 BIN_NOT_LOCATED = "bin not located"
+CROSS_BODY_COST_PER_M = 2.0  # plan cost per metre a hand works across the pelvis' sagittal plane
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,11 @@ class Planner:
                 reasons.append(failed)
                 continue
             wrist_base = to_base.compose(grasp.gripper_pose).transform_point(geom.wrist_offset_m)
-            cost = self.workspace.shoulder_distance_m(hand, wrist_base) - 0.5 * margin
+            # Reaching across the body is where the arm runs out of wrist (and sweeps past other boxes): a
+            # hand works across the midline only when the hand on that side cannot do the job.
+            across_m = max(0.0, *(-geom.side_sign * to_base.compose(pose).position[1]
+                                  for pose in (grasp.gripper_pose, placing.place)))
+            cost = self.workspace.shoulder_distance_m(hand, wrist_base) - 0.5 * margin + CROSS_BODY_COST_PER_M * across_m
             plan = PickPlan(box.box_id, hand, rule.bin, grasp.opening_m, pregrasp, grasp.gripper_pose, lift,
                             placing.carry, placing.place, placing.retreat, self.rest_pose(hand, base_pose),
                             grasp.held_offset_m, box.position_m.copy(), cost)

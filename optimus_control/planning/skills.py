@@ -250,10 +250,14 @@ class Release(Skill):
 
 
 class Retreat(HandMotion):
-    """Move the hand up out of the bin, then back to its rest pose (out of the camera's way)."""
+    """Move the hand up out of the bin, back over the pick (the way it came), then to its rest pose.
+
+    Going straight from over the bin to the rest pose turns the hand a quarter turn with the arm out to the
+    side, which runs the wrist into its limits and the elbow straight (a singular arm the controller does
+    not leave); retracing the carry keeps the arm in postures it has just been through."""
 
     def targets(self) -> list[Pose]:
-        return [self.ctx.plan.retreat, self.ctx.plan.home]
+        return [self.ctx.plan.retreat, self.ctx.plan.lift, self.ctx.plan.home]
 
     def arrived(self) -> Status:
         self.ctx.hand_engaged = False

@@ -1,0 +1,287 @@
+"""One factory job episode in one process, without ROS: sim + controller + perception + planner in lockstep.
+
+The same libraries the nodes wrap (``SimWorld`` with a scene, the estimator and whole-body QP through
+:class:`LockstepRunner`, :class:`PerceptionPipeline` on rendered head-camera frames, the planner's
+:class:`TaskExecutive`), with the node parameter files of ``config/`` and the nodes' rates: QP 500 Hz,
+camera 10 Hz, behaviour tree 10 Hz. It exists to develop and evaluate planner and controller changes
+quickly and deterministically (many seeded episodes); the launcher path (``make demo``) is the product.
+Ground truth is read only to score the episode.
+
+    python -m optimus_control.lockstep_episode [--scene sorting_cell] [--job sort_by_colour] [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pinocchio as pin
+import yaml
+
+from optimus_control.control import ControllerState
+from optimus_control.control.lockstep_runner import LockstepRunner
+from optimus_control.control.wbc_settings import load_wbc_settings
+from optimus_control.demo_report import score_with_ground_truth
+from optimus_control.errors import GoalError
+from optimus_control.model import RobotModel
+from optimus_control.model.paths import resolve_data_path
+from optimus_control.perception import PerceptionParams, PinholeCamera
+from optimus_control.perception.pipeline import PerceptionPipeline
+from optimus_control.planning import load_job
+from optimus_control.planning.context import SkillParams
+from optimus_control.planning.episode import job_progress
+from optimus_control.planning.executive import TaskExecutive
+from optimus_control.planning.geometry import Pose
+from optimus_control.planning.grasp import GraspParams
+from optimus_control.planning.interfaces import (
+    GAZE_TASK,
+    LOST,
+    TRACKED,
+    ControllerStatus,
+    PerceivedObject,
+    PerceptionSnapshot,
+    TaskStatus,
+    gripper_task,
+    hand_task,
+)
+from optimus_control.planning.workspace import WorkspaceParams
+from optimus_control.planning.world_model import WorldParams
+from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
+from optimus_control.sim.scene_builder import build_scene
+from optimus_control.sim.scene_spec import load_scene
+from optimus_control.sim.world import SimWorld
+
+TREE_RATE_HZ = 10.0
+
+
+def node_parameters(file_name: str, node: str) -> dict:
+    """``ros__parameters`` of ``node`` in a parameter file of config/ (the files the launch files load)."""
+    data = yaml.safe_load(resolve_data_path(file_name, "config").read_text()) or {}
+    for key, section in data.items():
+        if str(key).rstrip("/").split("/")[-1] == node:
+            return (section or {}).get("ros__parameters", {}) or {}
+    return {}
+
+
+def _group(params: dict, name: str, defaults):
+    values = params.get(name, {}) or {}
+    known = {f.name for f in dataclasses.fields(defaults)}
+    return dataclasses.replace(defaults, **{k: v for k, v in values.items() if k in known})
+
+
+class InProcessController:
+    """:class:`ControllerClient` on a :class:`LockstepRunner`'s controller (what the controller node does)."""
+
+    def __init__(self, runner: LockstepRunner):
+        self.runner = runner
+        self.goal_info: dict[str, tuple[float, bool]] = {}
+        self.rejected: list[str] = []
+
+    def send_hand_target(self, hand: str, pose: Pose, stamp_s: float) -> None:
+        try:
+            report = self.runner.controller.set_hand_target(hand, pin.SE3(pose.rotation, pose.position))
+            self.goal_info[hand] = (stamp_s, report.clamped)
+        except GoalError as e:
+            self.rejected.append(str(e))
+
+    def send_gripper(self, hand: str, finger_position_m: float, max_force_n: float, stamp_s: float) -> None:
+        self.runner.controller.set_gripper(hand, finger_position_m, max_force_n)
+
+    def send_gaze(self, point_m, stamp_s: float) -> None:
+        self.runner.controller.set_gaze_target(np.asarray(point_m, dtype=float))
+
+    def send_posture(self, preset: str, stamp_s: float) -> None:
+        self.runner.controller.set_posture(preset)
+
+    def status(self) -> ControllerStatus | None:
+        ctl = self.runner.controller
+        status = ctl.status()
+        tasks = {}
+        for name, t in status.tasks.items():
+            if name.startswith("hand_"):
+                hand = name.removeprefix("hand_")
+                stamp, clamped = self.goal_info.get(hand, (None, False))
+                tasks[hand_task(hand)] = TaskStatus(t.goal_reached, t.position_error_m, stamp, clamped)
+            elif name.startswith("gripper_"):
+                tasks[gripper_task(name.removeprefix("gripper_"))] = TaskStatus(t.goal_reached, t.error_norm)
+            elif name == "gaze":
+                tasks[GAZE_TASK] = TaskStatus(t.goal_reached, t.error_norm)
+        fault = f"whole_body_controller: {status.fault or status.state.value}" \
+            if status.state is ControllerState.DAMPING else None
+        return ControllerStatus(ctl.time_s, tasks, fault)
+
+    def base_pose(self) -> Pose | None:
+        base = self.runner.base
+        if base is None:
+            return None
+        return Pose.from_position_quaternion(base.position_m, base.orientation_xyzw)
+
+
+class InProcessPerception:
+    """:class:`PerceptionClient` fed by rendering the head camera and running the perception pipeline."""
+
+    def __init__(self, robot: RobotModel, world: SimWorld, params: PerceptionParams):
+        cam = robot.config.camera
+        self.intrinsics = PinholeIntrinsics.from_config(cam)
+        self.camera = HeadCamera(world.client, world.robot_id, world.link_ids[cam.optical_frame], self.intrinsics)
+        k = self.intrinsics
+        self.pipeline = PerceptionPipeline(robot, PinholeCamera.from_k(k.width, k.height, np.array(k.k)), params)
+        self.rate_hz = cam.rate_hz
+        self._snapshot: PerceptionSnapshot | None = None
+        self.frames = 0
+        self.render_s = 0.0
+
+    def add_state(self, time_s: float, joint_names: list[str], q: np.ndarray, base_position, base_xyzw) -> None:
+        self.pipeline.state.add_joint_state(time_s, joint_names, list(q))
+        self.pipeline.state.add_base_pose(time_s, list(base_position), list(base_xyzw))
+
+    def capture(self, time_s: float) -> None:
+        t0 = time.perf_counter()
+        rgb, depth = self.camera.render()
+        self.render_s += time.perf_counter() - t0
+        out = self.pipeline.process(rgb, depth, time_s)
+        self.frames += 1
+        if out.skipped:
+            return
+        objects = []
+        for track in self.pipeline.tracker.published():
+            state = LOST if track.state == LOST else TRACKED
+            pose = Pose.from_position_yaw(track.position_m, track.yaw_rad)
+            objects.append(PerceivedObject(track.track_id, track.class_name, pose, np.asarray(track.size_m), state))
+        self._snapshot = PerceptionSnapshot(time_s, tuple(objects))
+
+    def snapshot(self) -> PerceptionSnapshot | None:
+        return self._snapshot
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    state: str
+    reason: str
+    sim_time_s: float
+    wall_time_s: float
+    boxes_total: int
+    boxes_sorted_truth: int
+    fell: bool
+    max_torque_ratio: float
+    qp_failures: int
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def boxes_per_min(self) -> float:
+        return 60.0 * self.boxes_sorted_truth / max(self.sim_time_s, 1e-9)
+
+
+def _override(params: dict, assignments: list[str]) -> dict:
+    """``group.key=value`` (YAML value) assignments on a nested parameter mapping."""
+    params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in params.items()}
+    for item in assignments:
+        key, _, text = item.partition("=")
+        *groups, leaf = key.split(".")
+        node = params
+        for g in groups:
+            node = node.setdefault(g, {})
+        node[leaf] = yaml.safe_load(text)
+    return params
+
+
+def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, time_limit_s: float = 240.0,
+                verbose: bool = True, on_tick=None, planner_overrides: list[str] | None = None) -> EpisodeResult:
+    """Run one episode to its end (or the time limit); returns what it measured."""
+    wall0 = time.perf_counter()
+    world = SimWorld(robot)
+    try:
+        scene = build_scene(world, load_scene(scene_name), seed)
+        world.reset_robot(scene.robot_q)
+        runner = LockstepRunner(world, robot, load_wbc_settings())
+        runner.start()
+        perception = InProcessPerception(robot, world, PerceptionParams.from_dict(
+            {k: v for k, v in node_parameters("perception.yaml", "perception").items()
+             if k in {f.name for f in dataclasses.fields(PerceptionParams)} | {"colour_class_names", "colour_class_rgb"}}))
+        controller = InProcessController(runner)
+        planner_params = _override(node_parameters("task_planner.yaml", "task_planner"), planner_overrides or [])
+        job = load_job(job_name, planner_params.get("object_classes"))
+        executive = TaskExecutive(
+            job, robot, controller, perception, lambda: world.time_s,
+            skill_params=_group(planner_params, "skill", SkillParams()),
+            world_params=_group(planner_params, "world", WorldParams()),
+            grasp_params=_group(planner_params, "grasp", dataclasses.replace(
+                GraspParams(), max_finger_opening_m=robot.config.gripper.open_position)),
+            workspace_params=_group(planner_params, "workspace", WorkspaceParams()))
+        dt = world.params.time_step_s
+        camera_every = int(round(1.0 / (perception.rate_hz * dt)))
+        tree_every = int(round(1.0 / (TREE_RATE_HZ * dt)))
+        started, logged, fell = False, 0, False
+        joint_names = list(robot.joint_names)
+        step = 0
+        while world.time_s < time_limit_s:
+            runner.step()
+            step += 1
+            base, sensors = runner.base, runner._sensors
+            if step % 10 == 0:
+                perception.add_state(sensors.time_s, joint_names, sensors.q, base.position_m, base.orientation_xyzw)
+            if step % camera_every == 0:
+                perception.capture(world.time_s)
+            if step % tree_every == 0:
+                if not started and world.time_s > 1.0:
+                    executive.start()
+                    started = True
+                executive.tick()
+                if on_tick is not None:
+                    on_tick(world, runner, executive)
+                for ev in executive.record.events[logged:]:
+                    if verbose:
+                        print(f"  [{ev.t_s:7.2f}] {ev.step}: {ev.message}", flush=True)
+                logged = len(executive.record.events)
+                truth = world.ground_truth()
+                if truth.base_position[2] < 0.6:
+                    fell = True
+                    break
+                if started and executive.record.finished:
+                    break
+        objects = world.ground_truth().objects  # scene object id -> (position, orientation)
+        truth = score_with_ground_truth(job, {o.name: (o.colour, list(objects[o.id][0])) for o in scene.objects})
+        good, total = sum(b["in_bin"] for b in truth), len(truth)
+        rec = executive.record
+        progress = job_progress(job, executive.world)
+        if verbose:
+            print(f"  planner: {progress}")
+        return EpisodeResult(seed, rec.state, rec.reason, world.time_s, time.perf_counter() - wall0, total, good, fell,
+                             runner.max_torque_ratio, runner.controller.qp_failures,
+                             [f"{e.t_s:.2f} {e.step}: {e.message}" for e in rec.events])
+    finally:
+        world.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scene", default="sorting_cell")
+    parser.add_argument("--job", default="sort_by_colour")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--time-limit", type=float, default=240.0)
+    parser.add_argument("--json", default="", help="write the results to this file")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--planner-param", action="append", default=[], metavar="GROUP.KEY=VALUE",
+                        help="override a task_planner parameter, e.g. grasp.lift_height_m=0.2")
+    args = parser.parse_args(argv)
+    robot = RobotModel.load()
+    results = []
+    for seed in args.seeds:
+        r = run_episode(robot, args.scene, args.job, seed, args.time_limit, verbose=not args.quiet,
+                        planner_overrides=args.planner_param)
+        results.append(r)
+        print(f"seed {seed}: {r.state} ({r.reason}); truth {r.boxes_sorted_truth}/{r.boxes_total} in the right bin, "
+              f"fell {r.fell}, sim {r.sim_time_s:.1f} s, wall {r.wall_time_s:.1f} s, {r.boxes_per_min:.2f} boxes/min, "
+              f"max torque ratio {r.max_torque_ratio:.2f}, QP failures {r.qp_failures}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([dataclasses.asdict(r) for r in results], f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -171,6 +171,8 @@ class EpisodeResult:
     max_torque_ratio: float
     qp_failures: int
     events: list[str] = field(default_factory=list)
+    attempts: dict[int, int] = field(default_factory=dict)  # planner box id -> grasp attempts
+    truth: list[dict] = field(default_factory=list)  # per ground-truth box: colour, bin, in_bin, position
 
     @property
     def boxes_per_min(self) -> float:
@@ -191,8 +193,13 @@ def _override(params: dict, assignments: list[str]) -> dict:
 
 
 def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, time_limit_s: float = 240.0,
-                verbose: bool = True, on_tick=None, planner_overrides: list[str] | None = None) -> EpisodeResult:
-    """Run one episode to its end (or the time limit); returns what it measured."""
+                verbose: bool = True, on_tick=None, planner_overrides: list[str] | None = None,
+                on_step=None) -> EpisodeResult:
+    """Run one episode to its end (or the time limit); returns what it measured.
+
+    ``on_tick(world, runner, executive, scene)`` runs after every behaviour-tree tick and ``on_step(world, scene)``
+    before every physics step: hooks for tests that disturb the world (a push is physical contact too).
+    """
     wall0 = time.perf_counter()
     world = SimWorld(robot)
     try:
@@ -220,6 +227,8 @@ def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, ti
         joint_names = list(robot.joint_names)
         step = 0
         while world.time_s < time_limit_s:
+            if on_step is not None:
+                on_step(world, scene)
             runner.step()
             step += 1
             base, sensors = runner.base, runner._sensors
@@ -233,7 +242,7 @@ def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, ti
                     started = True
                 executive.tick()
                 if on_tick is not None:
-                    on_tick(world, runner, executive)
+                    on_tick(world, runner, executive, scene)
                 for ev in executive.record.events[logged:]:
                     if verbose:
                         print(f"  [{ev.t_s:7.2f}] {ev.step}: {ev.message}", flush=True)
@@ -253,7 +262,8 @@ def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, ti
             print(f"  planner: {progress}")
         return EpisodeResult(seed, rec.state, rec.reason, world.time_s, time.perf_counter() - wall0, total, good, fell,
                              runner.max_torque_ratio, runner.controller.qp_failures,
-                             [f"{e.t_s:.2f} {e.step}: {e.message}" for e in rec.events])
+                             [f"{e.t_s:.2f} {e.step}: {e.message}" for e in rec.events],
+                             {b.box_id: b.attempts for b in executive.world.boxes.values()}, truth)
     finally:
         world.close()
 

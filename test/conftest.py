@@ -20,6 +20,23 @@ def robot():
     return RobotModel.load()
 
 
+def two_box_scene(tmp_path: Path) -> str:
+    """The sorting cell (furniture of config/scenes/sorting_cell.yaml) with one red box on the robot's left and
+    one blue box on its right at fixed poses, written to a scene file; returns its path."""
+    import yaml
+
+    scene = yaml.safe_load((REPO / "config" / "scenes" / "sorting_cell.yaml").read_text())
+    group = {key: scene["boxes"][0][key] for key in ("size", "mass", "friction")}
+    top = next(f for f in scene["furniture"] if f["name"] == "infeed")["size"][2]
+    z = top + 0.5 * group["size"][2]
+    scene["scene"]["name"] = "sorting_cell_two_boxes"
+    scene["boxes"] = [{**group, "name": "red_box", "position": [0.45, 0.16, z], "yaw_deg": 10, "colours": ["red"]},
+                      {**group, "name": "blue_box", "position": [0.45, -0.16, z], "yaw_deg": -10, "colours": ["blue"]}]
+    path = tmp_path / "sorting_cell_two_boxes.yaml"
+    path.write_text(yaml.safe_dump(scene, sort_keys=False))
+    return str(path)
+
+
 def ros_env(domain_id: int) -> dict[str, str]:
     """Environment for a ROS 2 process isolated on its own domain, discovery limited to this host."""
     env = dict(os.environ)

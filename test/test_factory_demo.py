@@ -13,26 +13,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
-
-from optimus_control.model import share_dir
+from conftest import two_box_scene
 
 DOMAIN_ID = 123
 SEED = 0
 WALL_LIMIT_S = 600.0  # a hung episode ends here instead of blocking CI; the job's own limit is 120 s of sim time
-
-
-def _two_box_scene(tmp_path) -> str:
-    scene = yaml.safe_load((share_dir() / "config" / "scenes" / "sorting_cell.yaml").read_text())
-    group = {key: scene["boxes"][0][key] for key in ("size", "mass", "friction")}
-    top = next(f for f in scene["furniture"] if f["name"] == "infeed")["size"][2]
-    z = top + 0.5 * group["size"][2]
-    scene["scene"]["name"] = "sorting_cell_two_boxes"
-    scene["boxes"] = [{**group, "name": "red_box", "position": [0.45, 0.16, z], "yaw_deg": 10, "colours": ["red"]},
-                      {**group, "name": "blue_box", "position": [0.45, -0.16, z], "yaw_deg": -10, "colours": ["blue"]}]
-    path = tmp_path / "sorting_cell_two_boxes.yaml"
-    path.write_text(yaml.safe_dump(scene, sort_keys=False))
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +30,7 @@ def episode(tmp_path_factory):
                        "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}.items():
         mp.setenv(key, value)
     try:
-        code, folder, summary = run_demo("sort_two_boxes", _two_box_scene(tmp), SEED, tmp / "runs", WALL_LIMIT_S,
+        code, folder, summary = run_demo("sort_two_boxes", two_box_scene(tmp), SEED, tmp / "runs", WALL_LIMIT_S,
                                          DOMAIN_ID, quiet=True)
     finally:
         mp.undo()

@@ -68,6 +68,9 @@ class WbcSettings:
         stale_state_timeout_s: state older than this (in controller time) counts as stale [s].
         com_support_offset_m: CoM target = support-polygon centre + this (x, y in the base yaw frame).
         posture_presets: name -> {joint: position}; ``standing`` always exists (robot config posture).
+        joint_limit_margins_rad: joint -> margin [rad] the QP keeps inside both of its position limits. An
+            elbow at its straight limit aligns the shoulder and wrist yaw axes (a singular arm that the
+            acceleration-level QP does not leave once a hand goal asks for a turn there).
     """
 
     rate_hz: float = 500.0
@@ -94,6 +97,7 @@ class WbcSettings:
     stale_state_timeout_s: float = 0.02
     com_support_offset_m: list = field(default_factory=lambda: [0.0, 0.0])
     posture_presets: dict = field(default_factory=dict)
+    joint_limit_margins_rad: dict = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any], where: str = "whole_body_controller") -> WbcSettings:

@@ -31,7 +31,7 @@ from optimus_control.control.tasks import ComTask, FrameTask, GazeTask, PostureT
 from optimus_control.control.wbc_settings import WbcSettings
 from optimus_control.control.whole_body_qp import QpSettings, WholeBodyQp
 from optimus_control.errors import ConfigError, GoalError, suggest
-from optimus_control.model import RobotModel
+from optimus_control.model import JointLimits, RobotModel
 
 ORIENTATION_ONLY = np.array([0, 0, 0, 1, 1, 1], dtype=float)
 
@@ -105,7 +105,7 @@ class WholeBodyController:
         self.model, self.data = m, m.createData()
         self.nj, self.nv = robot.n_joints, m.nv
         self.period_s = 1.0 / s.rate_hz
-        self.qp = WholeBodyQp(robot.limits, 9.81, robot.total_mass,
+        self.qp = WholeBodyQp(self._limits_with_margins(robot, s.joint_limit_margins_rad or {}), 9.81, robot.total_mass,
                               QpSettings(s.force_regularisation_weight, 1e-6, 0.05, s.max_joint_acceleration, s.torque_margin))
         self.solver = QpSolver(s.qp_backend)
         self.tasks: dict[str, Task] = {}
@@ -147,6 +147,21 @@ class WholeBodyController:
         self._snapshot: DynamicsSnapshot | None = None
 
     # ---- set-up -----------------------------------------------------------------------------------
+    @staticmethod
+    def _limits_with_margins(robot: RobotModel, margins: dict) -> JointLimits:
+        """The robot's joint limits, narrowed by ``margins`` (joint name -> rad) for the QP."""
+        lower, upper = robot.limits.lower.copy(), robot.limits.upper.copy()
+        for name, margin in margins.items():
+            if name not in robot.joint_names:
+                raise ConfigError(f"joint_limit_margins_rad: unknown joint '{name}'{suggest(name, robot.joint_names)}")
+            i = robot.joint_index(name)
+            if not 0.0 <= float(margin) < 0.5 * (upper[i] - lower[i]):
+                raise ConfigError(f"joint_limit_margins_rad.{name}: {margin} rad must be >= 0 and leave a range "
+                                  f"(limits [{lower[i]:.3f}, {upper[i]:.3f}] rad)")
+            lower[i] += float(margin)
+            upper[i] -= float(margin)
+        return JointLimits(lower, upper, robot.limits.velocity, robot.limits.effort)
+
     def _make_workspace(self, gripper_frame: str) -> ReachableWorkspace:
         return ReachableWorkspace(self.model, self.robot.frame_id(gripper_frame))
 

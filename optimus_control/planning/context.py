@@ -23,6 +23,8 @@ class SkillParams:
     goal_timeout_s: float = 15.0  # a hand goal not reached by then fails the skill
     reach_tolerance_m: float = 0.04  # a hand within this of its goal counts as there, even if the controller's
     #                                  (tighter) tolerance is not met: the fingers' clearance absorbs the rest
+    via_tolerance_m: float = 0.08  # a via-point (and a rest pose) counts as passed this close: only the last
+    #                                target of a motion needs the grasp's precision
     status_settle_s: float = 0.3  # without a goal-stamp echo, trust statuses this much newer than the goal
     status_timeout_s: float = 2.0  # no controller status for this long while running -> fault
     gaze_settle_s: float = 0.5
@@ -94,12 +96,14 @@ class TaskContext:
             return t if t.goal_stamp_s >= sent_s - 1e-6 else None
         return t if status.stamp_s >= sent_s + self.params.status_settle_s else None
 
-    def goal_reached(self, task: str, sent_s: float) -> bool:
-        """Has the controller reported ``task`` at a goal sent at ``sent_s`` (not an older one)?"""
+    def goal_reached(self, task: str, sent_s: float, tolerance_m: float | None = None) -> bool:
+        """Has the controller reported ``task`` at a goal sent at ``sent_s`` (not an older one), or within
+        ``tolerance_m`` of it (default ``reach_tolerance_m``)?"""
         t = self.task_status(task, sent_s)
         if t is None or t.clamped:
             return False
-        return t.goal_reached or bool(t.error_m <= self.params.reach_tolerance_m)
+        tolerance = self.params.reach_tolerance_m if tolerance_m is None else tolerance_m
+        return t.goal_reached or bool(t.error_m <= tolerance)
 
     def log(self, step: str, message: str) -> None:
         self.record.log(self.now(), step, message)

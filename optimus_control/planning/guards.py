@@ -135,7 +135,7 @@ class RecoverHand(Skill):
         ctx = self.ctx
         if not self.phases:
             return self._clear()
-        if ctx.goal_reached(hand_task(ctx.plan.hand), self.sent_s) and \
+        if ctx.goal_reached(hand_task(ctx.plan.hand), self.sent_s, ctx.params.via_tolerance_m) and \
                 ctx.now() - self.started_s >= ctx.params.grip_settle_s:
             if self.phase + 1 < len(self.phases):
                 self.phase += 1

@@ -55,7 +55,13 @@ class Skill(py_trees.behaviour.Behaviour):
 
 
 class HandMotion(Skill):
-    """Move the plan's hand through gripper targets (one per phase); subclasses add watches."""
+    """Move the plan's hand through gripper targets (one per phase); subclasses add watches.
+
+    Every target but the last is a via-point, passed within ``via_tolerance_m``; so is the last when
+    ``loose_final`` (a rest pose, say), since an arm that ends a few centimetres off there loses nothing.
+    """
+
+    loose_final = False
 
     def targets(self) -> list[Pose]:
         raise NotImplementedError
@@ -89,7 +95,8 @@ class HandMotion(Skill):
         status = ctx.task_status(hand_task(ctx.plan.hand), self.sent_s)
         if status is not None and status.clamped:
             return self.fail(f"the controller clamped the {ctx.plan.hand} hand's {self.name} target: out of its reach")
-        if ctx.goal_reached(hand_task(ctx.plan.hand), self.sent_s):
+        loose = self.phase + 1 < len(self.phases) or self.loose_final
+        if ctx.goal_reached(hand_task(ctx.plan.hand), self.sent_s, ctx.params.via_tolerance_m if loose else None):
             if self.phase + 1 < len(self.phases):
                 self.path_start = self.phases[self.phase].position
                 self.phase += 1
@@ -97,7 +104,8 @@ class HandMotion(Skill):
                 return Status.RUNNING
             return self.arrived()
         if ctx.now() - self.sent_s > ctx.params.goal_timeout_s:
-            return self.fail(f"{ctx.plan.hand} hand did not reach its {self.name} target within "
+            which = f" {self.phase + 1}/{len(self.phases)}" if len(self.phases) > 1 else ""
+            return self.fail(f"{ctx.plan.hand} hand did not reach its {self.name} target{which} within "
                              f"{ctx.params.goal_timeout_s:.1f} s")
         self.feedback_message = f"moving the {ctx.plan.hand} hand ({self.phase + 1}/{len(self.phases)})"
         return Status.RUNNING

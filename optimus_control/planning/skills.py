@@ -256,6 +256,8 @@ class Retreat(HandMotion):
     side, which runs the wrist into its limits and the elbow straight (a singular arm the controller does
     not leave); retracing the carry keeps the arm in postures it has just been through."""
 
+    loose_final = True
+
     def targets(self) -> list[Pose]:
         return [self.ctx.plan.retreat, self.ctx.plan.lift, self.ctx.plan.home]
 

@@ -251,9 +251,20 @@ def test_sim_targets_hold_with_depth_noise(noisy_figures):
     assert f["size_median_m"] <= 0.01 and f["class_accuracy"] >= 0.97
 
 
+BIN_SCENE_YAML = """
+scene: {name: bins_around, description: Three bins on stands to the robot's left, right and back-left.}
+robot: {position: [0.0, 0.0], yaw_deg: 0.0}
+furniture:
+  - {name: bin_red, type: bin, position: [0.15, 0.58], size: [0.34, 0.30, 0.22], elevation: 0.55, colour: red}
+  - {name: bin_blue, type: bin, position: [0.15, -0.58], size: [0.34, 0.30, 0.22], elevation: 0.55, colour: blue}
+  - {name: bin_green, type: bin, position: [-0.25, 0.58], size: [0.34, 0.30, 0.22], elevation: 0.55, colour: green}
+"""
+
+
 @pytest.fixture(scope="module")
-def bin_views():
-    """The sorting cell's bins on stands, seen with the robot turned towards them: (bin specs, detections per view)."""
+def bin_views(tmp_path_factory):
+    """Bins on stands (as in a sorting cell), seen with the robot turned towards them: (bin specs, detections
+    per view)."""
     pytest.importorskip("optimus_control.sim.camera")
     import pinocchio as pin
 
@@ -266,7 +277,9 @@ def bin_views():
     cfg = robot.config.camera
     world = SimWorld(robot)
     head = HeadCamera(world.client, world.robot_id, world.link_ids[cfg.optical_frame], PinholeIntrinsics.from_config(cfg))
-    spec = load_scene("sorting_cell.yaml")
+    scene_file = tmp_path_factory.mktemp("bins") / "bins_around.yaml"
+    scene_file.write_text(BIN_SCENE_YAML)
+    spec = load_scene(scene_file)
     built = build_scene(world, spec, 0)
     pipeline = PerceptionPipeline(robot, PinholeCamera.from_config(cfg))
     views = []

@@ -190,6 +190,10 @@ class PerceptionNode(Node):
             self._skipped += 1
             self._error(f"{self.cfg['colour_topic']}/{self.cfg['depth_topic']}: {exc}")
             return
+        except Exception as exc:  # a bug on one frame must not take perception (and the job) down
+            self._skipped += 1
+            self._error(f"image at t={stamp_s:.3f} s dropped: processing raised {exc!r}")
+            return
         if out.skipped:
             self._skipped += 1
             self._status = (DiagnosticStatus.WARN, out.skipped)

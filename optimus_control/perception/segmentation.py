@@ -26,8 +26,9 @@ def channel_weights(l_weight: float) -> np.ndarray:
 
 def colour_distance2(lab_a: np.ndarray, lab_b: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Squared weighted Lab distance between two equally shaped 8-bit Lab images (..., 3), per pixel.
-    One vectorised pass per step: |a - b| per channel, its square as float32, the weighted channel sum."""
-    diff = cv2.absdiff(lab_a, lab_b)
+    One vectorised pass per step: a - b per channel (int16, in numpy: cv2.absdiff on strided neighbour views
+    has returned a non-array in a long run), its square as float32, the weighted channel sum."""
+    diff = np.subtract(lab_a, lab_b, dtype=np.int16)
     return cv2.transform(np.square(diff, dtype=np.float32), weights)
 
 

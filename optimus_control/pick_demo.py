@@ -1,6 +1,6 @@
 """Pick-and-place scenario: the humanoid balances, picks a 1.5 kg box from a table, lifts, holds, puts it back.
 
-`make pick-demo`: a heavier box than the factory cell's (1.5 kg against 0.3 kg), in one process. It runs the
+`make demo`: a heavier box than the factory cell's (1.5 kg against 0.3 kg), in one process. It runs the
 real estimator, whole-body QP and the torque law of the 1 kHz loop against the PyBullet robot in lockstep. The
 box pose is given, as for a part in a fixture; perception is not in this loop. The box moves only by contact.
 Ground truth is read only to score the run.

@@ -121,6 +121,9 @@ class HandMotion(Skill):
         box, plan = self.box(), self.ctx.plan
         if not box.visible or self.path_start is None:
             return None  # perception may hide a held box; the place check catches a silent drop
+        target = self.ctx.world.bins.get(plan.bin)
+        if target is not None and target.pose is not None and target.contains_xy(box.position_m):
+            return None  # over (or in) its bin already: the place check judges it
         hand_point = box.position_m - plan.held_offset_m
         off = distance_to_segment(hand_point, self.path_start, self.phases[self.phase].position)
         if off > self.ctx.params.drop_distance_m:

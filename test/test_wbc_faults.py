@@ -19,6 +19,7 @@ import pytest
 from optimus_control.control import ControllerState, GoalFrameResolver, LoopMode
 from optimus_control.control.lockstep_runner import LockstepRunner
 from optimus_control.errors import FrameError, GoalError
+from optimus_control.model import JointLimits
 from optimus_control.sim.world import SimWorld
 
 
@@ -78,6 +79,26 @@ def test_short_qp_failure_holds_then_recovers(runner):
     assert after[-1] == (ControllerState.RUNNING, LoopMode.TRACK)
     assert any("QP failed" in m for m in ctl.status().messages)
     assert any("recovered" in m for m in ctl.status().messages)
+
+
+def test_effort_limits_that_cannot_hold_the_robot_are_relaxed_not_damped(runner):
+    """Effort limits at 2 % (gravity alone needs more) with joint accelerations capped at 1 rad/s^2 (the robot
+    may not sag either) leave no feasible QP, even without the joint-limit bounds; the controller then solves
+    without the effort rows and keeps balancing (the torque loop saturates) instead of damping into a fall."""
+    ctl = runner.controller
+    lim, cap = ctl.qp.limits, ctl.qp.settings.max_joint_acceleration
+    ctl.qp.limits = JointLimits(lim.lower, lim.upper, lim.velocity, 0.02 * lim.effort)
+    ctl.qp.settings.max_joint_acceleration = 1.0
+    try:
+        tasks, contacts = list(ctl.tasks.values()), list(ctl.contacts.values())
+        for kwargs in ({}, {"joint_limits": False}):
+            assert not ctl.solver.solve(ctl.qp.build(ctl._snapshot, tasks, contacts, **kwargs)).ok, kwargs
+        modes = _modes(runner, 0.2)
+    finally:
+        ctl.qp.limits, ctl.qp.settings.max_joint_acceleration = lim, cap
+    assert ctl.qp_relaxed > 0
+    assert all(state is ControllerState.RUNNING and mode is LoopMode.TRACK for state, mode in modes)
+    assert runner.world.ground_truth().base_position[2] > 0.9
 
 
 def test_persistent_qp_failure_switches_to_damping_and_reset_restarts(runner):

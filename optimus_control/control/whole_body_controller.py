@@ -380,10 +380,13 @@ class WholeBodyController:
         problem = self.qp.build(snap, tasks, contacts)
         t_build = time.perf_counter()
         result = self.solver.solve(problem)
-        if not result.ok:
-            # Braking at a joint limit can contradict the torque limits (e.g. a joint already past its
-            # velocity limit): solve once more without the limit bounds rather than drop the robot.
-            result = self.solver.solve(self.qp.build(snap, tasks, contacts, joint_limits=False))
+        for relaxed in ({"joint_limits": False}, {"joint_limits": False, "torque_limits": False}):
+            if result.ok:
+                break
+            # Braking at a joint limit can contradict the torque limits (a joint already past its velocity
+            # limit), or the effort limits cannot hold a leaning robot: solve again without those rows rather
+            # than damp a standing robot into a fall (the torque loop still saturates).
+            result = self.solver.solve(self.qp.build(snap, tasks, contacts, **relaxed))
             self.qp_relaxed += int(result.ok)
         self.timing_s = {"model": t_model - start, "build": t_build - t_model, "solve": time.perf_counter() - t_build}
         self.qp_status, self.qp_solve_time_s = result.status, result.solve_time_s

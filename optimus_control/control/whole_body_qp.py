@@ -70,9 +70,12 @@ class WholeBodyQp:
         self._contacts: list[Contact6D] = []
 
     def build(self, snapshot: DynamicsSnapshot, tasks: list[Task], contacts: list[Contact6D],
-              force_regularisation_weight: float | None = None, joint_limits: bool = True) -> QpProblem:
-        """The QP at one state; ``joint_limits=False`` keeps only the acceleration cap on the joints (the
-        fallback when braking at a position/velocity limit contradicts the torque limits)."""
+              force_regularisation_weight: float | None = None, joint_limits: bool = True,
+              torque_limits: bool = True) -> QpProblem:
+        """The QP at one state. Fallbacks when it is infeasible: ``joint_limits=False`` keeps only the
+        acceleration cap on the joints (braking at a position/velocity limit can contradict the torque
+        limits); ``torque_limits=False`` drops the effort rows (the torque loop still saturates at the limits:
+        a saturated but balancing robot is safer than a damped one that falls)."""
         s = self.settings
         nv, nc = snapshot.nv, len(contacts)
         nj = nv - BASE_DOF
@@ -123,8 +126,8 @@ class WholeBodyQp:
         C[:nj, :nv] = M[BASE_DOF:]
         for k, J in enumerate(jacobians):
             C[:nj, nv + 6 * k: nv + 6 * k + 6] = -J[:, BASE_DOF:].T
-        lower[:nj] = -tau_max - h[BASE_DOF:]
-        upper[:nj] = tau_max - h[BASE_DOF:]
+        lower[:nj] = -tau_max - h[BASE_DOF:] if torque_limits else -1e9
+        upper[:nj] = tau_max - h[BASE_DOF:] if torque_limits else 1e9
         for k, c in enumerate(contacts):
             Cf, lf, uf = c.force_inequalities()
             r = slice(nj + n_force_rows * k, nj + n_force_rows * (k + 1))

@@ -252,7 +252,7 @@ def test_sim_targets_hold_with_depth_noise(noisy_figures):
 
 
 BIN_SCENE_YAML = """
-scene: {name: bins_around, description: Three bins on stands to the robot's left, right and back-left.}
+scene: {name: bins_around, description: "Three bins on stands: the robot's left, right and back-left."}
 robot: {position: [0.0, 0.0], yaw_deg: 0.0}
 furniture:
   - {name: bin_red, type: bin, position: [0.15, 0.58], size: [0.34, 0.30, 0.22], elevation: 0.55, colour: red}

@@ -54,7 +54,9 @@ class DemoMonitor:
         self._shot_labels: set[str] = set()
         self._data = robot.model.createData()
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
+        # No process-wide ROS logging for this observer: finalising it at close() can block forever
+        # (rclpy_logging_fini waiting on the logging lock), which hung a run after the launch had ended.
+        self.context.init(domain_id=domain_id, initialize_logging=False)
         self.node = rclpy.create_node("factory_demo_monitor", context=self.context)
         self._subscribe()
         self.executor = SingleThreadedExecutor(context=self.context)
@@ -293,7 +295,9 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
     monitor.snapshot("end")
     time.sleep(0.2)
     values, sim_t = monitor.progress()
-    monitor.close()
+    closer = threading.Thread(target=monitor.close, daemon=True)  # never let tearing down the observer hang a run
+    closer.start()
+    closer.join(timeout=10.0)
     planner = _planner_summary(folder / "planner")
     elapsed = (planner or {}).get("times", {}).get("elapsed_s") or sim_t - (sim_start or 0.0)
     run = {"job": job, "scene": scene, "seed": seed, "launch_exit_code": code, "sim_time_s": sim_t,

@@ -141,7 +141,7 @@ class WholeBodyController:
         self._failure_since: float | None = None
         self._last_state_time: float | None = None
         self.qp_status, self.qp_solve_time_s, self.update_time_s, self.qp_failures = "not run", 0.0, 0.0, 0
-        self.qp_relaxed = 0  # updates solved only without the joint-limit bounds
+        self.qp_relaxed = 0  # updates solved only by a fallback (no joint-limit bounds, then no effort rows)
         self.timing_s: dict[str, float] = {}  # last update: model, build, solve [s]
         self.time_s = 0.0
         self._snapshot: DynamicsSnapshot | None = None

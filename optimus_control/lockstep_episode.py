@@ -28,7 +28,7 @@ from optimus_control.control.wbc_settings import load_wbc_settings
 from optimus_control.demo_report import score_with_ground_truth
 from optimus_control.errors import GoalError
 from optimus_control.model import RobotModel
-from optimus_control.model.paths import resolve_data_path
+from optimus_control.model.parameter_file import node_parameters
 from optimus_control.perception import PerceptionParams, PinholeCamera
 from optimus_control.perception.pipeline import PerceptionPipeline
 from optimus_control.planning import load_job
@@ -56,15 +56,6 @@ from optimus_control.sim.scene_spec import load_scene
 from optimus_control.sim.world import SimWorld
 
 TREE_RATE_HZ = 10.0
-
-
-def node_parameters(file_name: str, node: str) -> dict:
-    """``ros__parameters`` of ``node`` in a parameter file of config/ (the files the launch files load)."""
-    data = yaml.safe_load(resolve_data_path(file_name, "config").read_text()) or {}
-    for key, section in data.items():
-        if str(key).rstrip("/").split("/")[-1] == node:
-            return (section or {}).get("ros__parameters", {}) or {}
-    return {}
 
 
 def _group(params: dict, name: str, defaults):
@@ -208,10 +199,10 @@ def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, ti
         runner = LockstepRunner(world, robot, load_wbc_settings())
         runner.start()
         perception = InProcessPerception(robot, world, PerceptionParams.from_dict(
-            {k: v for k, v in node_parameters("perception.yaml", "perception").items()
+            {k: v for k, v in node_parameters("perception.yaml", "perception")[0].items()
              if k in {f.name for f in dataclasses.fields(PerceptionParams)} | {"colour_class_names", "colour_class_rgb"}}))
         controller = InProcessController(runner)
-        planner_params = _override(node_parameters("task_planner.yaml", "task_planner"), planner_overrides or [])
+        planner_params = _override(node_parameters("task_planner.yaml", "task_planner")[0], planner_overrides or [])
         job = load_job(job_name, planner_params.get("object_classes"))
         executive = TaskExecutive(
             job, robot, controller, perception, lambda: world.time_s,

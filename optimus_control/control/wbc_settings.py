@@ -11,10 +11,8 @@ import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-import yaml
-
 from optimus_control.errors import ConfigError, suggest
-from optimus_control.model import resolve_data_path
+from optimus_control.model.parameter_file import node_parameters
 
 NODE_NAME = "whole_body_controller"
 ROS_ONLY_KEYS = {"robot_config", "bus_name", "mode", "use_sim_time", "qos_overrides", "start_type_description_service"}
@@ -134,15 +132,5 @@ def _fill(obj, values: dict[str, Any], where: str):
 
 def load_wbc_settings(path: str | os.PathLike = "whole_body_controller.yaml") -> WbcSettings:
     """Read ``whole_body_controller: ros__parameters:`` from a parameter file (relative paths: config/)."""
-    source = resolve_data_path(path, "config")
-    if not source.exists():
-        raise ConfigError(f"controller settings file not found: {source}")
-    data = yaml.safe_load(source.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of node names")
-    # The node section may be written 'whole_body_controller', '/**/whole_body_controller' or '/ns/whole_body_controller'.
-    keys = [k for k in data if str(k).rstrip("/").split("/")[-1] == NODE_NAME]
-    if not keys:
-        raise ConfigError(f"{source}: no '{NODE_NAME}:' section (top-level keys: {sorted(map(str, data))})")
-    params = (data[keys[0]] or {}).get("ros__parameters", {}) or {}
-    return WbcSettings.from_mapping(params, f"{source}: {keys[0]}.ros__parameters")
+    params, where = node_parameters(path, NODE_NAME)
+    return WbcSettings.from_mapping(params, where)

@@ -200,6 +200,31 @@ def test_plan_poses_are_consistent(workspace, scene):
         assert workspace.check(p.hand, to_base.compose(pose)).ok
 
 
+def test_boxes_are_dropped_at_different_spots_of_a_bin(workspace, scene):
+    """With an edge margin, the first box goes to the reachable spot nearest the robot and each next one to
+    another spot, away from the earlier drops (one spot for all stacked the boxes above the rim), inside the walls."""
+    small = (0.08, 0.08, 0.08)
+    params = replace(GraspParams(), place_edge_margin_m=0.02)
+    scene.add_box("red", on_table(0.35, 0.2, small), small)
+    planner, belief, decision = plan(workspace, scene, params=params)
+    bin_red = belief.bins["bin_red"]
+    robot_xy = scene.base_pose().position[:2]
+    drops = []
+    for _ in range(3):  # three spots of this bin are within the left hand's reach
+        p = planner.plan_for_box(belief, belief.box(decision.plan.box_id), scene.base_pose())[0]
+        drop = p.drop_xy_m
+        np.testing.assert_allclose((p.place.position + p.held_offset_m)[:2], drop, atol=1e-9)
+        local = np.abs(bin_red.pose.inverse().transform_point([*drop, 0.0])[:2])
+        assert np.all(local + 0.5 * np.hypot(0.08, 0.08) + 0.02 <= 0.5 * bin_red.size_m[:2] + 1e-9)
+        for earlier in drops:
+            assert np.linalg.norm(drop - earlier) > 0.05
+        drops.append(drop)
+        bin_red.drops_xy_m.append(drop)
+    # The first drop is the spot nearest the robot of the ones reached.
+    first = drops[0]
+    assert np.linalg.norm(first - robot_xy) < np.linalg.norm(bin_red.pose.position[:2] - robot_xy)
+
+
 def test_unreachable_box_is_skipped_with_reason(workspace, scene):
     scene.add_box("red", on_table(1.20, 0.2), BOX)
     ok = scene.add_box("blue", on_table(0.35, -0.2), BOX)

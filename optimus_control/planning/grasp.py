@@ -82,21 +82,39 @@ def choose_grasp(hand: HandGeometry, box_pose: Pose, box_size_m: np.ndarray, p: 
     return GraspChoice(gripper, float(opening), float(width), box_pose.position - position)
 
 
-def place_poses(grasp: GraspChoice, box_size_m: np.ndarray, bin_pose: Pose, rim_height_m: float,
-                lift_z_m: float, p: GraspParams, bin_size_m: np.ndarray | None = None,
-                robot_xy_m: np.ndarray | None = None) -> PlacePoses:
-    """Gripper poses to carry the held box over the bin, lower it and retreat upwards.
+def drop_points(box_size_m: np.ndarray, bin_pose: Pose, bin_size_m: np.ndarray | None, robot_xy_m: np.ndarray | None,
+                occupied_xy_m: list[np.ndarray], p: GraspParams) -> list[np.ndarray]:
+    """Where over the bin to release the box (odom xy), best first.
 
-    The box goes over the bin centre, or, given the bin's size and the robot's position, to the point of
-    the bin's footprint nearest the robot that keeps the box ``place_edge_margin_m`` inside the walls.
+    Without ``place_edge_margin_m`` (or the bin size or robot position): the bin centre. Otherwise the
+    spots of a 3 x 3 grid over the part of the footprint that keeps the box ``place_edge_margin_m`` inside
+    the walls, ranked by how much a box dropped there would land on the boxes dropped before (footprint
+    overlap, in box areas: a bin filled at one spot stacks its boxes above the rim), then by distance from
+    the robot (less stretch sideways).
     """
+    centre = np.asarray(bin_pose.position[:2], dtype=float).copy()
+    if bin_size_m is None or robot_xy_m is None or p.place_edge_margin_m <= 0.0:
+        return [centre]
+    half_box = 0.5 * float(np.hypot(box_size_m[0], box_size_m[1]))
+    room = np.maximum(0.5 * np.asarray(bin_size_m[:2], dtype=float) - half_box - p.place_edge_margin_m, 0.0)
+    spots = sorted({(round(float(i * room[0]), 6), round(float(j * room[1]), 6)) for i in (-1, 0, 1) for j in (-1, 0, 1)})
+    points = [bin_pose.transform_point([x, y, 0.0])[:2] for x, y in spots]
+    side = float(max(box_size_m[0], box_size_m[1]))  # a dropped box may land turned: its footprint, squared
+    robot = np.asarray(robot_xy_m, dtype=float)[:2]
+
+    def rank(point: np.ndarray) -> tuple[float, float]:
+        overlap = sum(float(np.prod(np.maximum(side - np.abs(np.asarray(o)[:2] - point), 0.0))) for o in occupied_xy_m)
+        return round(overlap / side**2, 2), round(float(np.linalg.norm(point - robot)), 6)
+
+    return sorted(points, key=rank)
+
+
+def place_poses(grasp: GraspChoice, box_size_m: np.ndarray, drop_xy_m: np.ndarray, rim_height_m: float,
+                lift_z_m: float, p: GraspParams, robot_xy_m: np.ndarray | None = None) -> PlacePoses:
+    """Gripper poses to carry the held box over its drop point (see :func:`drop_points`), lower it and
+    retreat upwards."""
     hang = -grasp.held_offset_m[2] + 0.5 * float(box_size_m[2])  # gripper height above the box bottom
-    drop = bin_pose.position[:2].copy()
-    if bin_size_m is not None and robot_xy_m is not None and p.place_edge_margin_m > 0.0:
-        half_box = 0.5 * float(np.hypot(box_size_m[0], box_size_m[1]))
-        room = np.maximum(0.5 * np.asarray(bin_size_m[:2], dtype=float) - half_box - p.place_edge_margin_m, 0.0)
-        local = bin_pose.inverse().transform_point([robot_xy_m[0], robot_xy_m[1], bin_pose.position[2]])[:2]
-        drop = bin_pose.transform_point([*np.clip(local, -room, room), 0.0])[:2]
+    drop = np.asarray(drop_xy_m, dtype=float)[:2]
     rot, offset_xy = grasp.gripper_pose.rotation, grasp.held_offset_m[:2]
     if p.carry_yaw_follows_arm and robot_xy_m is not None:
         pick_xy = grasp.gripper_pose.position[:2] - np.asarray(robot_xy_m)[:2]

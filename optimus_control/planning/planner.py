@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optimus_control.planning.geometry import Pose
-from optimus_control.planning.grasp import GraspParams, choose_grasp, place_poses
+from optimus_control.planning.grasp import GraspParams, choose_grasp, drop_points, place_poses
 from optimus_control.planning.job_spec import ORDER_NEAREST, JobSpec
 from optimus_control.planning.workspace import ArmWorkspace
 from optimus_control.planning.world_model import PENDING, SKIPPED, SORTED, BoxRecord, WorldModel
@@ -40,6 +40,7 @@ class PickPlan:
     held_offset_m: np.ndarray  # box centre minus gripper position while held [m]
     box_position_m: np.ndarray  # where the box was when planned [m]
     cost: float
+    drop_xy_m: np.ndarray  # where over the bin the box is released (odom xy) [m]
 
 
 @dataclass
@@ -131,18 +132,18 @@ class Planner:
             p = self.params
             pregrasp = grasp.gripper_pose.translated([0.0, 0.0, p.approach_height_m])
             lift = grasp.gripper_pose.translated([0.0, 0.0, p.lift_height_m])
-            placing = place_poses(grasp, box.size_m, target.pose, target.rim_height_m, lift.position[2], p,
-                                  target.size_m, base_pose.position[:2])
-            poses = {"pre-grasp": pregrasp, "grasp": grasp.gripper_pose, "lift": lift, "carry": placing.carry,
-                     "place": placing.place, "retreat": placing.retreat}
-            failed = None
-            margin = np.inf
-            for name, pose in poses.items():
-                check = self.workspace.check(hand, to_base.compose(pose))
-                if not check.ok:
-                    failed = f"{name}: {check.reason}"
-                    break
-                margin = min(margin, check.margin_m)
+            failed, margin = self._check(hand, to_base, {"pre-grasp": pregrasp, "grasp": grasp.gripper_pose, "lift": lift})
+            if failed is None:
+                # The best drop point this hand reaches (the carry, place and retreat poses depend on it).
+                for drop_xy in drop_points(box.size_m, target.pose, target.size_m, base_pose.position[:2],
+                                           target.drops_xy_m, p):
+                    placing = place_poses(grasp, box.size_m, drop_xy, target.rim_height_m, lift.position[2], p,
+                                          base_pose.position[:2])
+                    failed, place_margin = self._check(hand, to_base, {
+                        "carry": placing.carry, "place": placing.place, "retreat": placing.retreat})
+                    if failed is None:
+                        margin = min(margin, place_margin)
+                        break
             if failed:
                 reasons.append(failed)
                 continue
@@ -154,9 +155,19 @@ class Planner:
             cost = self.workspace.shoulder_distance_m(hand, wrist_base) - 0.5 * margin + CROSS_BODY_COST_PER_M * across_m
             plan = PickPlan(box.box_id, hand, rule.bin, grasp.opening_m, pregrasp, grasp.gripper_pose, lift,
                             placing.carry, placing.place, placing.retreat, self.rest_pose(hand, base_pose),
-                            grasp.held_offset_m, box.position_m.copy(), cost)
+                            grasp.held_offset_m, box.position_m.copy(), cost, np.asarray(drop_xy, dtype=float))
             if best is None or cost < best[0]:
                 best = (cost, plan)
         if best is None:
             return None, "unreachable: " + "; ".join(reasons)
         return best[1], ""
+
+    def _check(self, hand: str, to_base: Pose, poses: dict[str, Pose]) -> tuple[str | None, float]:
+        """(why the hand cannot take one of the poses (odom) or None, smallest workspace margin [m])."""
+        margin = np.inf
+        for name, pose in poses.items():
+            check = self.workspace.check(hand, to_base.compose(pose))
+            if not check.ok:
+                return f"{name}: {check.reason}", margin
+            margin = min(margin, check.margin_m)
+        return None, margin

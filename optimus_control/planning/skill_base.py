@@ -62,6 +62,7 @@ class HandMotion(Skill):
     """
 
     loose_final = False
+    final_tolerance_m: float | None = None  # the last target's tolerance; None: the skill's reach_tolerance_m
 
     def targets(self) -> list[Pose]:
         raise NotImplementedError
@@ -87,6 +88,11 @@ class HandMotion(Skill):
     def arrived(self) -> Status:
         return Status.SUCCESS
 
+    def close_enough(self, status, timed_out: bool = False) -> bool:
+        """Subclasses: may the last target count as reached at this status (None: no status yet), although
+        the controller does not report it reached? ``timed_out``: the goal timeout has passed."""
+        return False
+
     def step(self) -> Status:
         ctx = self.ctx
         problem = self.watch()
@@ -95,15 +101,19 @@ class HandMotion(Skill):
         status = ctx.task_status(hand_task(ctx.plan.hand), self.sent_s)
         if status is not None and status.clamped:
             return self.fail(f"the controller clamped the {ctx.plan.hand} hand's {self.name} target: out of its reach")
-        loose = self.phase + 1 < len(self.phases) or self.loose_final
-        if ctx.goal_reached(hand_task(ctx.plan.hand), self.sent_s, ctx.params.via_tolerance_m if loose else None):
-            if self.phase + 1 < len(self.phases):
+        final = self.phase + 1 == len(self.phases)
+        tolerance = ctx.params.via_tolerance_m if not final or self.loose_final else self.final_tolerance_m
+        if ctx.goal_reached(hand_task(ctx.plan.hand), self.sent_s, tolerance) \
+                or (final and self.close_enough(status)):
+            if not final:
                 self.path_start = self.phases[self.phase].position
                 self.phase += 1
                 self._send()
                 return Status.RUNNING
             return self.arrived()
         if ctx.now() - self.sent_s > ctx.params.goal_timeout_s:
+            if final and self.close_enough(status, timed_out=True):
+                return self.arrived()
             which = f" {self.phase + 1}/{len(self.phases)}" if len(self.phases) > 1 else ""
             return self.fail(f"{ctx.plan.hand} hand did not reach its {self.name} target{which} within "
                              f"{ctx.params.goal_timeout_s:.1f} s")

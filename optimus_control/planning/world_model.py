@@ -67,6 +67,7 @@ class BinRecord:
     pose: Pose | None
     size_m: np.ndarray | None
     seen: bool = False  # located by perception (False: fixed pose from the job, or unknown)
+    drops_xy_m: list[np.ndarray] = field(default_factory=list)  # where boxes were released into it (odom xy)
 
     def contains_xy(self, point, margin_m: float = 0.0) -> bool:
         """Is ``point`` (odom) above or inside the bin's footprint, shrunk by ``margin_m``?"""

@@ -85,6 +85,28 @@ def _to_local(quat_xyzw, vx: float, vy: float, vz: float) -> tuple[float, float,
     return (vx + 2.0 * (sy * tz - sz * ty), vy + 2.0 * (sz * tx - sx * tz), vz + 2.0 * (sx * ty - sy * tx))
 
 
+GROUND_VISUAL_HALF_SIZE_M = 4.0   # the floor is drawn over +-4 m around the origin (collision: infinite plane)
+GROUND_TILE_M = 2.0
+GROUND_RGBA = (0.55, 0.55, 0.52, 1.0)  # concrete
+
+
+def _ground_visual(client: int) -> int:
+    """A tiled floor mesh. Without a visual, TinyRenderer draws the collision plane: ~25 ms of a 320x240 frame
+    looking down at the cell, against ~9 ms for 2 m tiles (small triangles are clipped and culled, the
+    plane's huge ones are rasterised over the whole screen)."""
+    h, tile = GROUND_VISUAL_HALF_SIZE_M, GROUND_TILE_M
+    n = int(round(2 * h / tile))
+    vertices = [[-h + i * tile, -h + j * tile, 0.0] for i in range(n + 1) for j in range(n + 1)]
+    indices = []
+    for i in range(n):
+        for j in range(n):
+            a = i * (n + 1) + j
+            b, c, d = a + 1, a + n + 1, a + n + 2
+            indices += [a, c, d, a, d, b]  # counter-clockwise seen from above
+    return pb.createVisualShape(pb.GEOM_MESH, vertices=vertices, indices=indices, rgbaColor=list(GROUND_RGBA),
+                                physicsClientId=client)
+
+
 class SimWorld:
     """A PyBullet client with a ground plane and the robot; scenes add furniture and objects."""
 
@@ -106,7 +128,7 @@ class SimWorld:
         pb.setPhysicsEngineParameter(fixedTimeStep=self.params.time_step_s, numSolverIterations=self.params.solver_iterations,
                                      numSubSteps=0, deterministicOverlappingPairs=1, physicsClientId=c)
         ground_shape = pb.createCollisionShape(pb.GEOM_PLANE, physicsClientId=c)
-        self.ground_id = pb.createMultiBody(0, ground_shape, physicsClientId=c)
+        self.ground_id = pb.createMultiBody(0, ground_shape, _ground_visual(c), physicsClientId=c)
         pb.changeDynamics(self.ground_id, -1, lateralFriction=self.params.ground_friction, physicsClientId=c)
         q0 = robot.standing_configuration()
         self.robot_id = pb.loadURDF(

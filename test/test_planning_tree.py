@@ -221,40 +221,38 @@ def test_hand_that_never_arrives_uses_up_the_attempts(robot, world):
 
 
 def _hand_stops_above_the_place(ex, world, short_m: float):
-    """each_tick hook: once the red box is carried, its hand cannot get lower than ``short_m`` above its place."""
+    """each_tick hook: while the red box is placed, its hand cannot get lower than ``short_m`` above its place."""
     def hook(_i):
         plan = ex.ctx.plan
-        if plan is not None and plan.hand == "left" and ex.record.step == "transfer":
+        if plan is not None and plan.hand == "left" and ex.record.step == "place":
             world.hand_floor_m["left"] = plan.place.position[2] + short_m
         elif ex.record.step in ("verify_place", "book_failure"):
             world.hand_floor_m.pop("left", None)
     return hook
 
 
-def test_place_short_of_its_pose_releases_once_the_box_lands_inside(robot, world):
-    """A hand settled 1.5 cm short of its place pose (the controller says "not reached") still releases: the
-    box fits inside the walls from anywhere within that error; but only after ``place_settle_s``."""
-    ex = executive(robot, world, goal_timeout_s=6.0)
-    released = {}
-    hook = _hand_stops_above_the_place(ex, world, 0.015)
+def test_place_not_reached_releases_over_the_bin_at_the_timeout(robot, world):
+    """A hand stuck 6 cm above its place pose (beyond the reach tolerance) releases at the goal timeout, not
+    before, since the box is over its bin from anywhere within that error; no recovery with the box in hand."""
+    ex = executive(robot, world, goal_timeout_s=3.0)
+    hook, seen = _hand_stops_above_the_place(ex, world, 0.06), {}
 
     def each_tick(i):
         hook(i)
-        if ex.record.step == "place" and "place" not in released:
-            released["place"] = world.time_s
-        if ex.record.step == "release" and "release" not in released and ex.ctx.plan.hand == "left":
-            released["release"] = world.time_s
+        if ex.ctx.plan is not None and ex.ctx.plan.hand == "left":
+            seen.setdefault(ex.record.step, world.time_s)
     run(ex, world, each_tick=each_tick)
     assert ex.record.state == "succeeded", ex.record.reason
     assert in_bin_of_its_colour(world, world.red)
-    assert released["release"] - released["place"] >= SkillParams().place_settle_s - 1e-9
+    assert seen["release"] - seen["place"] >= 3.0 - 1e-9
+    assert any("over bin_red: releasing there" in e.message for e in ex.record.events)
 
 
-def test_place_too_far_short_to_land_inside_is_not_released(robot, world):
-    """3.5 cm short (within the general reach tolerance of 4 cm) is too far for this box: from anywhere within
-    that error of its drop point it might land on the rim. The place fails at the goal timeout, without a release."""
+def test_place_far_from_the_bin_is_not_released(robot, world):
+    """A hand stuck 25 cm above its place pose may be anywhere within that of its drop point: the place fails
+    at the goal timeout, without a release there."""
     ex = executive(robot, world, job(max_attempts=1), goal_timeout_s=3.0)
-    hook, released = _hand_stops_above_the_place(ex, world, 0.035), []
+    hook, released = _hand_stops_above_the_place(ex, world, 0.25), []
 
     def each_tick(i):
         hook(i)

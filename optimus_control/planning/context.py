@@ -23,8 +23,6 @@ class SkillParams:
     goal_timeout_s: float = 15.0  # a hand goal not reached by then fails the skill
     reach_tolerance_m: float = 0.04  # a hand within this of its goal counts as there, even if the controller's
     #                                  (tighter) tolerance is not met: the fingers' clearance absorbs the rest
-    place_settle_s: float = 1.5  # a place counts once the hand had this long and the box lands inside the walls
-    #                              within its reported error (see skills.Place)
     via_tolerance_m: float = 0.08  # a via-point (and a rest pose) counts as passed this close: only the last
     #                                target of a motion needs the grasp's precision
     status_settle_s: float = 0.3  # without a goal-stamp echo, trust statuses this much newer than the goal

@@ -154,3 +154,21 @@ def test_parameters_from_ros_style_dict():
         PerceptionParams.from_dict({"colour_class_names": ["red"], "colour_class_rgb": [1, 2]})
     with pytest.raises(ConfigError, match="differ from 'bin'"):
         PerceptionParams.from_dict({"colour_class_names": ["bin"], "colour_class_rgb": [1, 2, 3]})
+
+
+def test_colour_distance_on_neighbour_views_and_pixel_lists():
+    """The weighted Lab distance is the per-pixel weighted sum of squared channel differences, for strided
+    neighbour views of an image and for (N, 3) pixel lists alike (OpenCV returned a non-array for some)."""
+    from optimus_control.perception.segmentation import channel_weights, colour_distance2
+
+    rng = np.random.default_rng(3)
+    lab = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    weights = channel_weights(0.5)
+
+    def expected(a, b):
+        return ((a.astype(float) - b.astype(float)) ** 2 * weights.ravel()).sum(axis=-1)
+
+    for a, b in ((lab[:, :-1], lab[:, 1:]), (lab[:-1], lab[1:]), (lab.reshape(-1, 3)[::3], lab.reshape(-1, 3)[1::3])):
+        got = colour_distance2(a, b, weights)
+        assert isinstance(got, np.ndarray) and got.shape == a.shape[:-1]
+        np.testing.assert_allclose(got, expected(a, b), rtol=1e-5)

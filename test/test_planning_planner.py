@@ -342,6 +342,26 @@ def test_bins_of_one_class_are_told_apart_by_their_prior_position(workspace, rob
     np.testing.assert_allclose((decision.plan.place.position + decision.plan.held_offset_m)[:2], [0.27, -0.43])
 
 
+def test_bin_seen_in_part_does_not_move_the_bin(workspace, robot):
+    """A perceived bin whose footprint is far from the job's size (a partial view: shrunken, centre shifted)
+    leaves the bin where it was; one that matches the size (either way round) relocates it."""
+    world = KinematicWorld.standing(robot, TABLE_M)
+    partial = world.add_bin("bin", [0.25, -0.50, 0.40], [0.16, 0.22, 0.70])  # outer part only: centre 5 cm out
+    whole = world.add_bin("bin", [0.26, 0.44, 0.40], [0.26, 0.22, 0.70])  # turned a quarter: same footprint
+    world.add_box("blue", on_table(0.35, -0.2), BOX)
+    data = job_data(bins={"bin_red": {"class": "bin", "position_m": [0.25, 0.45, 0.4], "size_m": [0.22, 0.26, 0.7]},
+                          "bin_blue": {"class": "bin", "position_m": [0.25, -0.45, 0.4], "size_m": [0.22, 0.26, 0.7]}})
+    _, belief, _ = plan(workspace, world, data)
+    np.testing.assert_allclose(belief.bins["bin_blue"].pose.position, [0.25, -0.45, 0.4])
+    assert not belief.bins["bin_blue"].seen
+    np.testing.assert_allclose(belief.bins["bin_red"].pose.position, whole.position_m)
+    assert belief.bins["bin_red"].seen
+    partial.size_m = np.array([0.23, 0.25, 0.70])  # seen whole (within 3 cm of the job's size)
+    world.step(0.1)
+    belief.update(world.snapshot())
+    np.testing.assert_allclose(belief.bins["bin_blue"].pose.position, [0.25, -0.50, 0.40])
+
+
 def test_bin_beyond_its_match_radius_is_not_located(workspace, robot):
     world = KinematicWorld.standing(robot, TABLE_M)
     world.add_bin("bin", [0.25, 0.70, 0.40], [0.30, 0.30, 0.70])

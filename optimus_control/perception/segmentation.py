@@ -26,10 +26,11 @@ def channel_weights(l_weight: float) -> np.ndarray:
 
 def colour_distance2(lab_a: np.ndarray, lab_b: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Squared weighted Lab distance between two equally shaped 8-bit Lab images (..., 3), per pixel.
-    One vectorised pass per step: a - b per channel (int16, in numpy: cv2.absdiff on strided neighbour views
-    has returned a non-array in a long run), its square as float32, the weighted channel sum."""
+    One vectorised pass per step, all in numpy: a - b per channel (int16), its square as float32, the weighted
+    channel sum. (OpenCV's absdiff and transform on strided neighbour views or (N, 3) pixel lists have returned
+    a non-array in long runs, which killed the perception node.)"""
     diff = np.subtract(lab_a, lab_b, dtype=np.int16)
-    return cv2.transform(np.square(diff, dtype=np.float32), weights)
+    return np.square(diff, dtype=np.float32) @ weights.reshape(3)
 
 
 def discontinuity_edges(depth_m: np.ndarray, lab_u8: np.ndarray, params: PerceptionParams) -> np.ndarray:
@@ -45,7 +46,7 @@ def discontinuity_edges(depth_m: np.ndarray, lab_u8: np.ndarray, params: Percept
         limit = np.minimum(d0, d1)
         limit *= np.float32(params.depth_edge_ratio)
         limit += np.float32(params.depth_edge_m)
-        jump = cv2.absdiff(d0, d1) > limit
+        jump = np.abs(d0 - d1) > limit
         jump |= colour_distance2(c0, c1, weights).reshape(jump.shape) > limit2
         if axis == 1:
             edges[:, :-1] |= jump

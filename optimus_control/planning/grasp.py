@@ -88,9 +88,11 @@ def drop_points(box_size_m: np.ndarray, bin_pose: Pose, bin_size_m: np.ndarray |
 
     Without ``place_edge_margin_m`` (or the bin size or robot position): the bin centre. Otherwise the
     spots of a 3 x 3 grid over the part of the footprint that keeps the box ``place_edge_margin_m`` inside
-    the walls, ranked by how much a box dropped there would land on the boxes dropped before (footprint
-    overlap, in box areas: a bin filled at one spot stacks its boxes above the rim), then by distance from
-    the robot (less stretch sideways).
+    the walls and is not farther from the robot than the bin centre, ranked by how much a box dropped there
+    would land on the boxes dropped before (footprint overlap, in box areas: a bin filled at one spot stacks
+    its boxes above the rim), then by distance from the robot. The far half is left out: reaching over it
+    stretches the arm towards its straight singularity, and letting go of the box there whipped the arm out
+    and tipped the robot.
     """
     centre = np.asarray(bin_pose.position[:2], dtype=float).copy()
     if bin_size_m is None or robot_xy_m is None or p.place_edge_margin_m <= 0.0:
@@ -98,9 +100,11 @@ def drop_points(box_size_m: np.ndarray, bin_pose: Pose, bin_size_m: np.ndarray |
     half_box = 0.5 * float(np.hypot(box_size_m[0], box_size_m[1]))
     room = np.maximum(0.5 * np.asarray(bin_size_m[:2], dtype=float) - half_box - p.place_edge_margin_m, 0.0)
     spots = sorted({(round(float(i * room[0]), 6), round(float(j * room[1]), 6)) for i in (-1, 0, 1) for j in (-1, 0, 1)})
-    points = [bin_pose.transform_point([x, y, 0.0])[:2] for x, y in spots]
-    side = float(max(box_size_m[0], box_size_m[1]))  # a dropped box may land turned: its footprint, squared
     robot = np.asarray(robot_xy_m, dtype=float)[:2]
+    reach_limit = float(np.linalg.norm(centre - robot)) + 1e-6
+    points = [pt for pt in (bin_pose.transform_point([x, y, 0.0])[:2] for x, y in spots)
+              if np.linalg.norm(pt - robot) <= reach_limit]
+    side = float(max(box_size_m[0], box_size_m[1]))  # a dropped box may land turned: its footprint, squared
 
     def rank(point: np.ndarray) -> tuple[float, float]:
         overlap = sum(float(np.prod(np.maximum(side - np.abs(np.asarray(o)[:2] - point), 0.0))) for o in occupied_xy_m)

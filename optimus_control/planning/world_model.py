@@ -31,6 +31,7 @@ class WorldParams:
     reassociate_radius_m: float = 1.5  # a new track may inherit a missing box within this distance
     size_tolerance_m: float = 0.03  # ... if every sorted extent matches within this
     unskip_distance_m: float = 0.05  # a skipped box that moved this far is considered again
+    bin_size_tolerance_m: float = 0.03  # a perceived bin whose footprint differs more from the job's is a partial view
 
 
 @dataclass
@@ -148,6 +149,12 @@ class WorldModel:
                               if np.linalg.norm(o.position_m[:2] - anchor[:2]) <= spec.match_radius_m or
                               (spec.position_m is None and rec.seen)]
                 candidates.sort(key=lambda o: float(np.linalg.norm(o.position_m[:2] - anchor[:2])))
+            if spec.size_m is not None:
+                # A bin seen in part (a wall hidden by an arm or out of the image) has a shrunken footprint
+                # and a shifted centre: releasing over that centre stretched the arm past the bin.
+                footprint = np.sort(np.asarray(spec.size_m[:2], dtype=float))
+                candidates = [o for o in candidates if np.all(np.abs(np.sort(np.asarray(o.size_m[:2], dtype=float))
+                                                                     - footprint) <= self.params.bin_size_tolerance_m)]
             if candidates:
                 best = candidates[0]
                 rec.pose, rec.size_m, rec.seen = best.pose, np.asarray(best.size_m, dtype=float), True

@@ -62,7 +62,6 @@ class HandMotion(Skill):
     """
 
     loose_final = False
-    final_tolerance_m: float | None = None  # the last target's tolerance; None: the skill's reach_tolerance_m
 
     def targets(self) -> list[Pose]:
         raise NotImplementedError
@@ -88,9 +87,9 @@ class HandMotion(Skill):
     def arrived(self) -> Status:
         return Status.SUCCESS
 
-    def close_enough(self, status, timed_out: bool = False) -> bool:
-        """Subclasses: may the last target count as reached at this status (None: no status yet), although
-        the controller does not report it reached? ``timed_out``: the goal timeout has passed."""
+    def accept_at_timeout(self, status) -> bool:
+        """Subclasses: may the last target count as reached when the goal timeout has passed, at this
+        controller status of the hand (None: none yet)? Default: no, the skill fails."""
         return False
 
     def step(self) -> Status:
@@ -102,9 +101,8 @@ class HandMotion(Skill):
         if status is not None and status.clamped:
             return self.fail(f"the controller clamped the {ctx.plan.hand} hand's {self.name} target: out of its reach")
         final = self.phase + 1 == len(self.phases)
-        tolerance = ctx.params.via_tolerance_m if not final or self.loose_final else self.final_tolerance_m
-        if ctx.goal_reached(hand_task(ctx.plan.hand), self.sent_s, tolerance) \
-                or (final and self.close_enough(status)):
+        if ctx.goal_reached(hand_task(ctx.plan.hand), self.sent_s,
+                            ctx.params.via_tolerance_m if not final or self.loose_final else None):
             if not final:
                 self.path_start = self.phases[self.phase].position
                 self.phase += 1
@@ -112,7 +110,7 @@ class HandMotion(Skill):
                 return Status.RUNNING
             return self.arrived()
         if ctx.now() - self.sent_s > ctx.params.goal_timeout_s:
-            if final and self.close_enough(status, timed_out=True):
+            if final and self.accept_at_timeout(status):
                 return self.arrived()
             which = f" {self.phase + 1}/{len(self.phases)}" if len(self.phases) > 1 else ""
             return self.fail(f"{ctx.plan.hand} hand did not reach its {self.name} target{which} within "

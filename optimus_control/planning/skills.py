@@ -246,9 +246,9 @@ class Place(HandMotion):
     def watch(self) -> str | None:
         return self.box_dropped()
 
-    def close_enough(self, status, timed_out: bool = False) -> bool:
+    def accept_at_timeout(self, status) -> bool:
         ctx, plan = self.ctx, self.ctx.plan
-        if not timed_out or status is None or not np.isfinite(status.error_m):
+        if status is None or not np.isfinite(status.error_m):
             return False
         if not ctx.world.bins[plan.bin].contains_xy([*plan.drop_xy_m, 0.0], margin_m=status.error_m):
             return False

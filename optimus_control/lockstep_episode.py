@@ -4,7 +4,7 @@ The same libraries the nodes wrap (``SimWorld`` with a scene, the estimator and 
 :class:`LockstepRunner`, :class:`PerceptionPipeline` on rendered head-camera frames, the planner's
 :class:`TaskExecutive`), with the node parameter files of ``config/`` and the nodes' rates: QP 500 Hz,
 camera 10 Hz, behaviour tree 10 Hz. It exists to develop and evaluate planner and controller changes
-quickly and deterministically (many seeded episodes); the launcher path (``make demo``) is the product.
+quickly and deterministically (many seeded episodes); the launcher path (``make factory-demo``) is the product.
 Ground truth is read only to score the episode.
 
     python -m optimus_control.lockstep_episode [--scene sorting_cell] [--job sort_by_colour] [--seeds 0 1 2] [--workers 2]

@@ -18,10 +18,10 @@ _OFFSETS = np.array([(-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1
 
 
 def channel_weights(l_weight: float) -> np.ndarray:
-    """(1, 3) float32 weights of squared 8-bit Lab channel differences whose sum is the squared L-weighted
+    """(3,) float32 weights of squared 8-bit Lab channel differences whose sum is the squared L-weighted
     CIE Lab distance. OpenCV's 8-bit Lab stores L x 255/100 and a, b offset by 128; offsets cancel in
     differences."""
-    return np.array([[(l_weight * 100.0 / 255.0) ** 2, 1.0, 1.0]], dtype=np.float32)
+    return np.array([(l_weight * 100.0 / 255.0) ** 2, 1.0, 1.0], dtype=np.float32)
 
 
 def colour_distance2(lab_a: np.ndarray, lab_b: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -30,7 +30,7 @@ def colour_distance2(lab_a: np.ndarray, lab_b: np.ndarray, weights: np.ndarray) 
     channel sum. (OpenCV's absdiff and transform on strided neighbour views or (N, 3) pixel lists have returned
     a non-array in long runs, which killed the perception node.)"""
     diff = np.subtract(lab_a, lab_b, dtype=np.int16)
-    return np.square(diff, dtype=np.float32) @ weights.reshape(3)
+    return np.square(diff, dtype=np.float32) @ weights
 
 
 def discontinuity_edges(depth_m: np.ndarray, lab_u8: np.ndarray, params: PerceptionParams) -> np.ndarray:
@@ -47,7 +47,7 @@ def discontinuity_edges(depth_m: np.ndarray, lab_u8: np.ndarray, params: Percept
         limit *= np.float32(params.depth_edge_ratio)
         limit += np.float32(params.depth_edge_m)
         jump = np.abs(d0 - d1) > limit
-        jump |= colour_distance2(c0, c1, weights).reshape(jump.shape) > limit2
+        jump |= colour_distance2(c0, c1, weights) > limit2
         if axis == 1:
             edges[:, :-1] |= jump
             edges[:, 1:] |= jump
@@ -94,7 +94,7 @@ def label_objects(mask: np.ndarray, depth_m: np.ndarray, lab_window: Callable[[i
         d_here = d_pad[here][:, None]
         dd = np.abs(d_pad[near] - d_here)
         lab_here = np.repeat(lab_pad[here][:, None, :], near.shape[1], axis=1)  # (n_edges, 8, 3) like the neighbours
-        dc = np.sqrt(colour_distance2(lab_pad[near], lab_here, weights).reshape(near.shape))
+        dc = np.sqrt(colour_distance2(lab_pad[near], lab_here, weights))
         limit = params.depth_edge_m + params.depth_edge_ratio * d_here
         cost = dc + params.colour_edge_delta_e * dd / limit
         cost[(nl == 0) | (dd >= limit) | (dc >= params.colour_edge_delta_e)] = np.inf

@@ -403,3 +403,38 @@ def test_status_entries_and_run_report(robot, world, tmp_path):
     assert "**Result: succeeded**" in report and "| red | bin_red | sorted |" in report
     again = write_run_report(summary, tmp_path, stamp="20260101T000000Z")
     assert again != folder and (again / "summary.json").exists()
+
+
+def test_descent_to_the_grasp_starts_from_a_stopped_hand(robot, world):
+    """The pregrasp counts only once the hand stopped there: a hand still moving within the reach tolerance
+    would start the descent from where its reference was and come down sideways onto the box."""
+    world.hand_speed_mps = 0.05  # ~0.8 s to cross the last 4 cm of the approach
+    ex = executive(robot, world)
+    errors = []
+
+    def each_tick(_i):
+        if ex.record.step == "grasp" and not errors:
+            hand = world.hands[ex.ctx.plan.hand]
+            errors.append(float(np.linalg.norm(ex.ctx.plan.pregrasp.position - hand.position_m)))
+    run(ex, world, max_steps=6000, each_tick=each_tick)
+    assert ex.record.state == "succeeded", ex.record.reason
+    assert errors and errors[0] < 0.005
+
+
+def test_hand_stopped_short_of_the_pregrasp_goes_on_without_waiting_for_the_timeout(robot, world):
+    """A hand that stops 2 cm above its pregrasp (inside the reach tolerance) grasps after the settle window."""
+    ex = executive(robot, world, goal_timeout_s=10.0)
+    started = {}
+
+    def each_tick(_i):
+        plan = ex.ctx.plan
+        if plan is not None and ex.record.step == "approach_pregrasp":
+            world.hand_floor_m[plan.hand] = plan.pregrasp.position[2] + 0.02
+            started.setdefault(plan.box_id, world.time_s)
+        elif plan is not None and ex.record.step == "grasp":
+            world.hand_floor_m.pop(plan.hand, None)
+            started.setdefault((plan.box_id, "grasp"), world.time_s)
+    run(ex, world, each_tick=each_tick)
+    assert ex.record.state == "succeeded", ex.record.reason
+    for box_id in (1, 2):
+        assert started[(box_id, "grasp")] - started[box_id] < 5.0

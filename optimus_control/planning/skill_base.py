@@ -59,9 +59,14 @@ class HandMotion(Skill):
 
     Every target but the last is a via-point, passed within ``via_tolerance_m``; so is the last when
     ``loose_final`` (a rest pose, say), since an arm that ends a few centimetres off there loses nothing.
+    With ``settle_final`` the last target counts only once the hand has stopped there (the controller
+    reports its goal reached, or the hand is within ``reach_tolerance_m`` and its error stopped changing):
+    a motion that starts from a hand still moving begins where the reference was, not where the hand goes
+    on to, so a descent onto a box started from a moving pregrasp comes in sideways onto the box.
     """
 
     loose_final = False
+    settle_final = False
 
     def targets(self) -> list[Pose]:
         raise NotImplementedError
@@ -76,6 +81,7 @@ class HandMotion(Skill):
         ctx = self.ctx
         target = self.phases[self.phase]
         self.sent_s = ctx.now()
+        self.errors: list[tuple[float, float]] = []  # (time [s], goal error [m]) of this phase
         ctx.controller.send_hand_target(ctx.plan.hand, target, self.sent_s)
         ctx.last_hand_target = target
         ctx.hand_engaged = True
@@ -101,8 +107,7 @@ class HandMotion(Skill):
         if status is not None and status.clamped:
             return self.fail(f"the controller clamped the {ctx.plan.hand} hand's {self.name} target: out of its reach")
         final = self.phase + 1 == len(self.phases)
-        if ctx.goal_reached(hand_task(ctx.plan.hand), self.sent_s,
-                            ctx.params.via_tolerance_m if not final or self.loose_final else None):
+        if self._reached(final, status):
             if not final:
                 self.path_start = self.phases[self.phase].position
                 self.phase += 1
@@ -117,6 +122,23 @@ class HandMotion(Skill):
                              f"{ctx.params.goal_timeout_s:.1f} s")
         self.feedback_message = f"moving the {ctx.plan.hand} hand ({self.phase + 1}/{len(self.phases)})"
         return Status.RUNNING
+
+    def _reached(self, final: bool, status) -> bool:
+        ctx, task = self.ctx, hand_task(self.ctx.plan.hand)
+        if not final or self.loose_final:
+            return ctx.goal_reached(task, self.sent_s, ctx.params.via_tolerance_m)
+        if not self.settle_final:
+            return ctx.goal_reached(task, self.sent_s)
+        if status is None or status.clamped:
+            return False
+        if status.goal_reached:
+            return True
+        now, p = ctx.now(), ctx.params
+        self.errors.append((now, float(status.error_m)))
+        if status.error_m > p.reach_tolerance_m or self.errors[0][0] > now - p.settle_window_s:
+            return False  # too far, or not watched for a whole window yet
+        window = [e for t, e in self.errors if t >= now - p.settle_window_s - 1e-9]
+        return max(window) - min(window) < p.settle_motion_m
 
     def box_moved(self) -> str | None:
         box = self.box()

@@ -140,7 +140,9 @@ class PlanNextPick(Skill):
 
 
 class ApproachPregrasp(HandMotion):
-    """Open the gripper for the box and bring the hand above it."""
+    """Open the gripper for the box and bring the hand above it, stopped there (the descent is vertical)."""
+
+    settle_final = True
 
     def targets(self) -> list[Pose]:
         ctx = self.ctx
@@ -238,7 +240,10 @@ class Place(HandMotion):
     A hand that has not got there by the goal timeout still holds the box; failing the attempt then sends
     it through the recovery with the box in hand. If the box, centred anywhere within the hand's reported
     error of its drop point, is still over the bin, it is released there instead; otherwise the place fails.
+    The box is released only once the hand has stopped (``settle_final``): released on the move it is thrown.
     """
+
+    settle_final = True
 
     def targets(self) -> list[Pose]:
         return [self.ctx.plan.place]

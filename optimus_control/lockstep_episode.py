@@ -17,7 +17,6 @@ import concurrent.futures
 import dataclasses
 import json
 import multiprocessing
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -32,6 +31,7 @@ from optimus_control.demo_report import score_with_ground_truth
 from optimus_control.errors import GoalError
 from optimus_control.model import RobotModel
 from optimus_control.model.parameter_file import node_parameters
+from optimus_control.numerics import single_threaded_numerics
 from optimus_control.perception import PerceptionParams, PinholeCamera
 from optimus_control.perception.pipeline import PerceptionPipeline
 from optimus_control.planning import load_job
@@ -294,8 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     verbose = not args.quiet and args.workers <= 1
     # Single-threaded numerics in the (spawned) episode processes: with threaded BLAS/OpenMP/OpenCV two runs
     # of one seed diverged under load; single-threaded they agree to the last digit.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):
-        os.environ.setdefault(var, "1")
+    single_threaded_numerics()
     jobs = [(args.scene, args.job, seed, args.time_limit, verbose, args.planner_param) for seed in args.seeds]
     results = []
     with concurrent.futures.ProcessPoolExecutor(max(1, args.workers), mp_context=multiprocessing.get_context("spawn")) \

@@ -26,7 +26,7 @@ class SkillParams:
     via_tolerance_m: float = 0.08  # a via-point (and a rest pose) counts as passed this close: only the last
     #                                target of a motion needs the grasp's precision
     settle_window_s: float = 0.3  # a hand whose goal error changed less than settle_motion_m over this long ...
-    settle_motion_m: float = 0.003  # ... has stopped (pregrasp and place wait for it: a moving hand overshoots)
+    settle_motion_m: float = 0.003  # ... has stopped (the pregrasp waits for it: see HandMotion)
     status_settle_s: float = 0.3  # without a goal-stamp echo, trust statuses this much newer than the goal
     status_timeout_s: float = 2.0  # no controller status for this long while running -> fault
     gaze_settle_s: float = 0.5

@@ -195,6 +195,9 @@ def test_plan_poses_are_consistent(workspace, scene):
     np.testing.assert_allclose(box_centre_at_place[:2], [0.25, 0.45], atol=1e-9)
     rim = 0.40 + 0.35
     assert box_centre_at_place[2] - 0.5 * BOX[2] == pytest.approx(rim + params.place_clearance_m)
+    # out of the bin straight up, to the carry height at most (the arm was just there)
+    np.testing.assert_allclose(p.retreat.position[:2], p.place.position[:2])
+    assert p.place.position[2] < p.retreat.position[2] <= p.carry.position[2] + 1e-9
     to_base = scene.base_pose().inverse()
     for pose in (p.pregrasp, p.grasp, p.lift, p.carry, p.place, p.retreat):
         assert workspace.check(p.hand, to_base.compose(pose)).ok

@@ -30,7 +30,7 @@ class GraspParams:
     lift_height_m: float = 0.20
     place_clearance_m: float = 0.05  # box bottom above the bin rim at release
     carry_clearance_m: float = 0.10  # box bottom above the rim while moving over to the bin
-    retreat_height_m: float = 0.12
+    retreat_height_m: float = 0.12  # up from the release, but no higher than the carry
     # Rest pose of a hand between picks: the standing hand pose moved by this (base_link x back, y outwards
     # for the hand's side, z up) so the hands are off the table and out of the camera's view of it; at the
     # standing height the fingertips stay above the boxes while the hand moves to and from it.
@@ -116,7 +116,7 @@ def drop_points(box_size_m: np.ndarray, bin_pose: Pose, bin_size_m: np.ndarray |
 def place_poses(grasp: GraspChoice, box_size_m: np.ndarray, drop_xy_m: np.ndarray, rim_height_m: float,
                 lift_z_m: float, p: GraspParams, robot_xy_m: np.ndarray | None = None) -> PlacePoses:
     """Gripper poses to carry the held box over its drop point (see :func:`drop_points`), lower it and
-    retreat upwards."""
+    retreat upwards (to the carry height at most)."""
     hang = -grasp.held_offset_m[2] + 0.5 * float(box_size_m[2])  # gripper height above the box bottom
     drop = np.asarray(drop_xy_m, dtype=float)[:2]
     rot, offset_xy = grasp.gripper_pose.rotation, grasp.held_offset_m[:2]
@@ -129,6 +129,10 @@ def place_poses(grasp: GraspChoice, box_size_m: np.ndarray, drop_xy_m: np.ndarra
     xy = drop - offset_xy
     place_z = rim_height_m + p.place_clearance_m + hang
     carry_z = max(lift_z_m, rim_height_m + p.carry_clearance_m + hang)
+    place_z = min(place_z, carry_z)
+    # Up out of the bin no higher than the carry: the arm has just been there with this hand orientation.
+    # Higher, with the arm out to the side over a bin, it reached its limits and was thrown upwards.
+    retreat_z = min(place_z + p.retreat_height_m, carry_z)
     return PlacePoses(carry=Pose(np.array([xy[0], xy[1], carry_z]), rot),
-                      place=Pose(np.array([xy[0], xy[1], min(place_z, carry_z)]), rot),
-                      retreat=Pose(np.array([xy[0], xy[1], min(place_z, carry_z) + p.retreat_height_m]), rot))
+                      place=Pose(np.array([xy[0], xy[1], place_z]), rot),
+                      retreat=Pose(np.array([xy[0], xy[1], retreat_z]), rot))

@@ -141,10 +141,11 @@ class WholeBodyControllerNode(Node):
         norm = np.linalg.norm(quat)
         pose = pin.SE3(pin.Quaternion(quat / norm).toRotationMatrix() if norm > 1e-6 and np.isfinite(norm) else
                        np.full((3, 3), np.nan), np.array([p.x, p.y, p.z]))
-        report = self._goal(f"{hand} hand goal in '{msg.header.frame_id}'",
+        stamp_s = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        report = self._goal(f"{hand} hand goal [{p.x:.3f}, {p.y:.3f}, {p.z:.3f}] m in '{msg.header.frame_id}' "
+                            f"(stamp {stamp_s:.2f} s)",
                             lambda: self.controller.set_hand_target(hand, self.resolver.pose_to_world(pose, msg.header.frame_id)))
         if report is not None:  # echoed in ~/task_status so a client knows which goal a status refers to
-            stamp_s = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
             with self.lock:
                 self._hand_goal_info[hand] = (stamp_s, bool(report.clamped))
 

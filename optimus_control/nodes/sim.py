@@ -85,7 +85,7 @@ class SimNode(Node):
             "robot_config": "optimus.yaml", "scene": "sorting_cell", "seed": 0, "mode": "lockstep", "gui": False,
             "bus_name": "optimus_bus", "world_frame": "odom", "camera_enabled": True, "camera_render": "auto",
             "camera_rate_hz": 0.0,
-            "camera_width": 0, "camera_height": 0, "clock_rate_hz": 250.0, "ground_truth_rate_hz": 100.0,
+            "camera_width": 0, "camera_height": 0, "clock_rate_hz": 50.0, "ground_truth_rate_hz": 100.0,
             "start_paused": False, "solver_iterations": 50, "friction_model": "actuator",
             "push_force_n": [0.0, 60.0, 0.0], "push_link": "torso", "push_duration_s": 0.2, "step_ticks": 1,
         }

@@ -54,7 +54,7 @@ class SimSettings:
     camera_rate_hz: float = 0.0          # 0 = the robot config's camera.rate_hz
     camera_width: int = 0                # 0 = the robot config's camera.width/height
     camera_height: int = 0
-    clock_rate_hz: float = 250.0         # /clock publication rate (sim time)
+    clock_rate_hz: float = 50.0          # /clock publication rate (sim time): every subscriber wakes for each
     ground_truth_rate_hz: float = 100.0  # /sim/* ground truth and /sim/joint_states rate (sim time)
     start_paused: bool = False
     physics: SimParams = field(default_factory=SimParams)

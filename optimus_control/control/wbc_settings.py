@@ -15,7 +15,10 @@ from optimus_control.errors import ConfigError, suggest
 from optimus_control.model.parameter_file import node_parameters
 
 NODE_NAME = "whole_body_controller"
-ROS_ONLY_KEYS = {"robot_config", "bus_name", "mode", "use_sim_time", "qos_overrides", "start_type_description_service"}
+# Keys of the node's parameter file that are the ROS adapter's, not the controller's (topics, bus, start-up).
+ROS_ONLY_KEYS = {"robot_config", "bus_name", "mode", "use_sim_time", "qos_overrides", "start_type_description_service",
+                 "auto_start", "publish_rate_hz", "diagnostics_rate_hz", "task_status_rate_hz", "connect_timeout_s",
+                 "odom_frame"}
 
 
 @dataclass

@@ -15,10 +15,12 @@ from optimus_control.errors import ConfigError, suggest
 from optimus_control.model.parameter_file import node_parameters
 
 NODE_NAME = "whole_body_controller"
-# Keys of the node's parameter file that are the ROS adapter's, not the controller's (topics, bus, start-up).
-ROS_ONLY_KEYS = {"robot_config", "bus_name", "mode", "use_sim_time", "qos_overrides", "start_type_description_service",
-                 "auto_start", "publish_rate_hz", "diagnostics_rate_hz", "task_status_rate_hz", "connect_timeout_s",
-                 "odom_frame"}
+# The ROS adapter's own parameters (bus, start-up, topic rates) with their defaults: they share the node's
+# parameter file with the controller's settings, so the settings loader must skip them.
+NODE_ADAPTER_DEFAULTS = {"robot_config": "optimus.yaml", "bus_name": "optimus_bus", "mode": "lockstep",
+                         "auto_start": True, "publish_rate_hz": 100.0, "diagnostics_rate_hz": 1.0,
+                         "task_status_rate_hz": 10.0, "connect_timeout_s": 30.0, "odom_frame": "odom"}
+ROS_ONLY_KEYS = {"use_sim_time", "qos_overrides", "start_type_description_service"} | set(NODE_ADAPTER_DEFAULTS)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from optimus_control.control import ControllerState, GoalFrameResolver, LoopMode, WbcSettings, WholeBodyController
+from optimus_control.control.wbc_settings import NODE_ADAPTER_DEFAULTS, ROS_ONLY_KEYS
 from optimus_control.errors import OptimusError
 from optimus_control.estimation import FloatingBaseEstimator
 from optimus_control.model import RobotModel
@@ -39,9 +40,6 @@ from optimus_control.rt import Dynamics, Loop, LoopConfig, connect_transport
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-NODE_KEYS = {"robot_config": "optimus.yaml", "bus_name": "optimus_bus", "mode": "lockstep", "auto_start": True,
-             "publish_rate_hz": 100.0, "diagnostics_rate_hz": 1.0,
-             "task_status_rate_hz": 10.0, "connect_timeout_s": 30.0, "odom_frame": "odom"}
 
 
 def _stamp(time_s: float) -> Time:
@@ -65,13 +63,13 @@ class WholeBodyControllerNode(Node):
     def __init__(self):
         super().__init__("whole_body_controller", allow_undeclared_parameters=True,
                          automatically_declare_parameters_from_overrides=True)
-        for key, default in NODE_KEYS.items():
+        for key, default in NODE_ADAPTER_DEFAULTS.items():
             if not self.has_parameter(key):
                 self.declare_parameter(key, default)
-        p = {k: self.get_parameter(k).value for k in NODE_KEYS}
+        p = {k: self.get_parameter(k).value for k in NODE_ADAPTER_DEFAULTS}
         self.p = p
         wbc_params = {name: param.value for name, param in self.get_parameters_by_prefix("").items()
-                      if name.split(".")[0] not in NODE_KEYS and name != "use_sim_time"}
+                      if name.split(".")[0] not in ROS_ONLY_KEYS}
         self.robot = RobotModel.load(p["robot_config"])
         self.settings = WbcSettings.from_mapping(_nested(wbc_params), "whole_body_controller parameters")
         self.controller = WholeBodyController(self.robot, self.settings)

@@ -22,6 +22,7 @@ import numpy as np
 import pinocchio as pin
 
 from optimus_control.control.contact_6d import Contact6D
+from optimus_control.control.coupled_gain_limit import CoupledGainLimit
 from optimus_control.control.dynamics_snapshot import DynamicsSnapshot
 from optimus_control.control.min_jerk_trajectory import MinJerkSe3Trajectory, MinJerkVectorTrajectory
 from optimus_control.control.qp_solver import QpSolver
@@ -127,6 +128,8 @@ class WholeBodyController:
         self._posture_trajectory: MinJerkVectorTrajectory | None = None
         self.kp, self.kd = discretisation_safe_gains(robot, s.joint_gain_scale * robot.kp, s.joint_gain_scale * robot.kd,
                                                      s.loop_period_s)
+        self._gain_limit = CoupledGainLimit(robot.groups, self.nj, s.loop_period_s)
+        self._inverse_mass_data = self.model.createData()
         self._integrated_mask = np.zeros(self.nj, dtype=bool)
         for group in s.integrated_reference_groups:
             if group not in robot.groups:
@@ -141,6 +144,7 @@ class WholeBodyController:
         self._failure_since: float | None = None
         self._last_state_time: float | None = None
         self.qp_status, self.qp_solve_time_s, self.update_time_s, self.qp_failures = "not run", 0.0, 0.0, 0
+        self.gain_factor_min = 1.0  # smallest factor the coupled-inertia limit put on a joint gain (last update)
         self.qp_relaxed = 0  # updates solved only by a fallback (no joint-limit bounds, then no effort rows)
         self.timing_s: dict[str, float] = {}  # last update: model, build, solve [s]
         self.time_s = 0.0
@@ -443,7 +447,11 @@ class WholeBodyController:
         qdd = sol.joint_accelerations
         q_ref, v_ref = self._integrate_joint_references(snap.q[-self.nj:], snap.v[-self.nj:], qdd[-self.nj:])
         torque_limit = self.robot.limits.effort.copy()
-        kp = self.kp.copy()
+        inverse_mass = pin.computeMinverse(self.model, self._inverse_mass_data, snap.q)  # upper triangle
+        inverse_mass = np.triu(inverse_mass) + np.triu(inverse_mass, 1).T
+        kp_factor, kd_factor = self._gain_limit.factors(inverse_mass[-self.nj:, -self.nj:], self.kp, self.kd)
+        self.gain_factor_min = float(min(kp_factor.min(), kd_factor.min()))
+        kp, kd = self.kp * kp_factor, self.kd * kd_factor
         for hand, (_, force) in self._gripper_command.items():
             joints = self._gripper_joints[hand]
             reference = self._gripper_reference[hand]
@@ -462,7 +470,7 @@ class WholeBodyController:
         return ControlReferences(
             time_s=self.time_s, mode=LoopMode.TRACK, joint_accelerations=qdd.copy(),
             contact_frame_ids=tuple(self.contacts[n].frame_id for n in names), contact_wrenches=wrenches,
-            joint_positions=q_ref, joint_velocities=v_ref, kp=kp, kd=self.kd.copy(), torque_limit=torque_limit,
+            joint_positions=q_ref, joint_velocities=v_ref, kp=kp, kd=kd, torque_limit=torque_limit,
             damping_gain=self.robot.config.damping_gain)
 
     def _integrate_joint_references(self, q: np.ndarray, v: np.ndarray, qdd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -298,6 +298,7 @@ class WholeBodyControllerNode(Node):
                   "qp_solve_time_ms": f"{1e3 * status.qp_solve_time_s:.3f}",
                   "update_time_ms": f"{1e3 * status.update_time_s:.3f}", "qp_failures": str(status.qp_failures),
                   "qp_relaxed": str(self.controller.qp_relaxed),
+                  "gain_factor_min": f"{self.controller.gain_factor_min:.3f}",
                   "loop_state": loop_status.state.name, "loop_message": loop_status.message,
                   "loop_ticks": str(stats.get("ticks", "")), "loop_deadline_misses": str(stats.get("deadline_misses", "")),
                   "last_goal_error": self._last_report,

@@ -34,6 +34,7 @@ from optimus_control.control.whole_body_qp import QpSettings, WholeBodyQp
 from optimus_control.errors import ConfigError, GoalError, suggest
 from optimus_control.model import JointLimits, RobotModel
 
+GAIN_LIMIT_PERIOD_S = 0.01  # how often the coupled-inertia gain cap is recomputed [s]
 ORIENTATION_ONLY = np.array([0, 0, 0, 1, 1, 1], dtype=float)
 
 
@@ -130,6 +131,7 @@ class WholeBodyController:
                                                      s.loop_period_s)
         self._gain_limit = CoupledGainLimit(robot.groups, self.nj, s.loop_period_s)
         self._inverse_mass_data = self.model.createData()
+        self._gain_factors: tuple[float, np.ndarray, np.ndarray] | None = None  # (time computed, kp, kd factors)
         self._integrated_mask = np.zeros(self.nj, dtype=bool)
         for group in s.integrated_reference_groups:
             if group not in robot.groups:
@@ -228,6 +230,7 @@ class WholeBodyController:
         snap = DynamicsSnapshot(self.model, self.data, q, v)
         self._snapshot = snap
         self._q_int = self._v_int = None
+        self._gain_factors = None
         self._default_contacts()
         self._default_tasks(snap)
         self.solver.reset()
@@ -447,11 +450,14 @@ class WholeBodyController:
         qdd = sol.joint_accelerations
         q_ref, v_ref = self._integrate_joint_references(snap.q[-self.nj:], snap.v[-self.nj:], qdd[-self.nj:])
         torque_limit = self.robot.limits.effort.copy()
-        inverse_mass = pin.computeMinverse(self.model, self._inverse_mass_data, snap.q)  # upper triangle
-        inverse_mass = np.triu(inverse_mass) + np.triu(inverse_mass, 1).T
-        kp_factor, kd_factor = self._gain_limit.factors(inverse_mass[-self.nj:, -self.nj:], self.kp, self.kd)
-        self.gain_factor_min = float(min(kp_factor.min(), kd_factor.min()))
-        kp, kd = self.kp * kp_factor, self.kd * kd_factor
+        if self._gain_factors is None or not 0.0 <= self.time_s - self._gain_factors[0] < GAIN_LIMIT_PERIOD_S:
+            # The inertia changes with the posture only, slowly next to the 0.1 ms its inverse costs here.
+            inverse_mass = pin.computeMinverse(self.model, self._inverse_mass_data, snap.q)  # upper triangle
+            inverse_mass = np.triu(inverse_mass) + np.triu(inverse_mass, 1).T
+            kp_factor, kd_factor = self._gain_limit.factors(inverse_mass[-self.nj:, -self.nj:], self.kp, self.kd)
+            self._gain_factors = (self.time_s, kp_factor, kd_factor)
+            self.gain_factor_min = float(min(kp_factor.min(), kd_factor.min()))
+        kp, kd = self.kp * self._gain_factors[1], self.kd * self._gain_factors[2]
         for hand, (_, force) in self._gripper_command.items():
             joints = self._gripper_joints[hand]
             reference = self._gripper_reference[hand]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from optimus_control.planning.geometry import Pose, rotation_z
-from optimus_control.planning.grasp import GraspParams, choose_grasp
+from optimus_control.planning.grasp import GRASP_BLOCKED, GraspParams, choose_grasp
 from optimus_control.planning.job_spec import parse_job
 from optimus_control.planning.kinematic_world import KinematicWorld
 from optimus_control.planning.planner import CROSS_BODY_COST_PER_M, Planner
@@ -292,7 +292,7 @@ def test_fixed_bin_pose_from_the_job(workspace, robot):
 
 def test_pick_place_count_limits_the_work(workspace, scene):
     scene.add_box("red", on_table(0.30, 0.2), BOX)
-    scene.add_box("red", on_table(0.42, 0.2), BOX)
+    scene.add_box("red", on_table(0.45, 0.2), BOX)  # 0.15 m apart: room for the fingers (0.12 m: the 0.20 m boxes overlap)
     data = job_data(goal={"pick_place": [{"class": "red", "bin": "bin_red", "count": 1}]})
     planner, belief, decision = plan(workspace, scene, data)
     belief.box(decision.plan.box_id).outcome = SORTED
@@ -305,6 +305,54 @@ def test_gripper_stroke_comes_from_params(workspace, scene):
     scene.add_box("red", on_table(0.35, 0.2), BOX)
     _, _, decision = plan(workspace, scene, params=replace(GraspParams(), max_finger_opening_m=0.07))
     assert decision.plan is None and "does not fit the gripper" in decision.skipped[0][1]
+
+
+def test_blocked_box_waits_while_a_free_one_is_picked(workspace, scene):
+    """Three 0.08 m wide boxes: A with neighbours 0.11 m away on both of its axes, B beside it along x, C along y.
+    A is the nearest (first without neighbours) but its fingers have no room: it stays pending, not skipped,
+    and a free box goes first; once that one is gone, A is picked next."""
+    cube = (0.08, 0.08, 0.12)
+    a = scene.add_box("red", on_table(0.33, 0.20, cube), cube)
+    b = scene.add_box("red", on_table(0.44, 0.20, cube), cube)
+    c = scene.add_box("red", on_table(0.33, 0.09, cube), cube)
+    planner, belief, decision = plan(workspace, scene)
+    box_a = next(box for box in belief.boxes.values() if box.track_id == a.track_id)
+    with pytest.MonkeyPatch.context() as patch:  # A, were it not for B and C
+        patch.setattr(planner, "neighbours", lambda world, box: [])
+        assert planner.next_pick(belief, scene.base_pose()).plan.box_id == box_a.box_id
+    assert decision.plan is not None and decision.plan.box_id != box_a.box_id and not decision.done
+    assert decision.skipped == [] and box_a.outcome == PENDING
+    (blocked_id, reason), = decision.blocked
+    assert blocked_id == box_a.box_id and reason.startswith(GRASP_BLOCKED)
+    first = next(k for k in (b, c) if k.track_id == belief.box(decision.plan.box_id).track_id)
+    assert decision.plan.opening_m == pytest.approx(0.04 + GraspParams().finger_clearance_m)  # free: full opening
+    scene.move_box(first, [0.25, 0.45, 0.2])  # into bin_red
+    scene.step(0.1)
+    belief.update(scene.snapshot())
+    second = planner.next_pick(belief, scene.base_pose())
+    assert second.plan.box_id == box_a.box_id and second.blocked == [] and second.skipped == []
+
+
+def test_boxes_blocked_for_good_are_skipped_once_nothing_else_can_be_done(workspace, scene):
+    """A red cube between two blue slabs too large for their bin (skipped, but still standing there): with
+    nothing else to pick, the cube is skipped with the reason and the job done; it is considered again once
+    a slab has gone (e.g. taken away by an operator)."""
+    cube, slab_x, slab_y = (0.08, 0.08, 0.12), (0.10, 0.32, 0.10), (0.32, 0.10, 0.10)
+    scene.add_box("red", on_table(0.35, 0.15, cube), cube)
+    slab = scene.add_box("blue", on_table(0.47, 0.15, slab_x), slab_x)  # near face 0.07 m from the cube along x
+    scene.add_box("blue", on_table(0.25, 0.27, slab_y), slab_y)  # ... and along y
+    planner, belief, decision = plan(workspace, scene)
+    assert decision.plan is None and decision.done and decision.blocked
+    reasons = dict(decision.skipped)
+    assert len(reasons) == 3 and reasons[1].startswith(GRASP_BLOCKED) and "0.010 m" in reasons[1]
+    assert belief.box(1).outcome == SKIPPED and belief.box(1).reason == reasons[1]
+    again = planner.next_pick(belief, scene.base_pose())  # nothing changed: no new skips to report
+    assert again.plan is None and again.done and again.skipped == []
+    scene.move_box(slab, on_table(0.45, -0.30, slab_x))
+    scene.step(0.1)
+    belief.update(scene.snapshot())
+    after = planner.next_pick(belief, scene.base_pose())
+    assert after.plan is not None and after.plan.box_id == 1 and belief.box(1).outcome == PENDING
 
 
 # ---- world belief -------------------------------------------------------------------------------------

@@ -112,3 +112,103 @@ def distance_to_segment(point, start, end) -> float:
     denom = float(ab @ ab)
     t = 0.0 if denom < 1e-12 else min(1.0, max(0.0, float((p - a) @ ab) / denom))
     return float(np.linalg.norm(p - (a + t * ab)))
+
+
+def rectangle_corners_xy(centre_xy, yaw_rad: float, size_xy) -> np.ndarray:
+    """Corners (4, 2) [m], in order around it, of a rectangle of ``size_xy`` turned by ``yaw_rad`` about its centre:
+    the footprint of an upright box (pose yaw and x/y size) on the horizontal plane."""
+    half = 0.5 * np.asarray(size_xy, dtype=float)[:2]
+    local = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]]) * half
+    return np.asarray(centre_xy, dtype=float)[:2] + local @ rotation_z(yaw_rad)[:2, :2].T
+
+
+def convex_polygons_overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Do two convex polygons (vertices (n, 2) in order around each, either direction) overlap or touch?
+
+    Separating axis theorem: two convex polygons are apart exactly when the normal of one of their edges
+    separates their projections, so testing the edge normals of both is exact (no sampling, no tolerance).
+    """
+    for poly in (a, b):
+        edges = np.roll(poly, -1, axis=0) - poly
+        normals = np.column_stack([-edges[:, 1], edges[:, 0]])
+        pa, pb = a @ normals.T, b @ normals.T  # projections (vertices, axes)
+        if np.any((pa.max(axis=0) < pb.min(axis=0)) | (pb.max(axis=0) < pa.min(axis=0))):
+            return False
+    return True
+
+
+def _points_to_edges_m(points: np.ndarray, poly: np.ndarray) -> float:
+    """Smallest distance [m] from any of ``points`` (k, 2) to any edge of the polygon ``poly`` (n, 2)."""
+    start = poly
+    edge = np.roll(poly, -1, axis=0) - poly
+    rel = points[:, None, :] - start[None, :, :]  # (k, n, 2)
+    length2 = np.maximum(np.einsum("nd,nd->n", edge, edge), 1e-18)
+    t = np.clip(np.einsum("knd,nd->kn", rel, edge) / length2, 0.0, 1.0)
+    return float(np.min(np.linalg.norm(rel - t[..., None] * edge[None, :, :], axis=2)))
+
+
+def convex_polygon_distance_m(a, b) -> float:
+    """Distance [m] between two convex polygons (vertices (n, 2) in order around each), 0 if they overlap.
+
+    Exact: when two convex polygons are apart, a closest pair of points always has a vertex of one of them
+    at one end, so the distance is the smallest vertex-to-edge distance taken both ways; overlap is told by
+    :func:`convex_polygons_overlap`. Used to keep the finger pads' path a margin away from other boxes.
+    """
+    a, b = np.asarray(a, dtype=float)[:, :2], np.asarray(b, dtype=float)[:, :2]
+    if convex_polygons_overlap(a, b):
+        return 0.0
+    return min(_points_to_edges_m(a, b), _points_to_edges_m(b, a))
+
+
+def _line_capsule_interval(a, b, radius_m: float) -> tuple[float, float] | None:
+    """The u-range [m] where the point (u, 0) is within ``radius_m`` of the segment ``a``-``b`` (given in (u, v)),
+    or None: the u axis against the capsule around the segment (its end disks and the band along it)."""
+    pieces = []
+    for pu, pv in (a, b):
+        if abs(pv) <= radius_m:
+            w = math.sqrt(radius_m * radius_m - pv * pv)
+            pieces.append((pu - w, pu + w))
+    du, dv = b[0] - a[0], b[1] - a[1]
+    length = math.hypot(du, dv)
+    if length > 1e-12:
+        du, dv = du / length, dv / length
+        # Within the band: |cross-track offset| <= radius and 0 <= along-track position <= length.
+        lo, hi = -math.inf, math.inf
+        for coeff, offset, low, high in ((-dv, -a[1] * du, -radius_m, radius_m), (du, -a[1] * dv, 0.0, length)):
+            # coeff * (u - a_u) + offset in [low, high]
+            if abs(coeff) < 1e-12:
+                if not low <= offset <= high:
+                    lo, hi = math.inf, -math.inf
+                continue
+            ends = sorted(((low - offset) / coeff + a[0], (high - offset) / coeff + a[0]))
+            lo, hi = max(lo, ends[0]), min(hi, ends[1])
+        if lo <= hi:
+            pieces.append((lo, hi))
+    if not pieces:
+        return None
+    return min(p[0] for p in pieces), max(p[1] for p in pieces)
+
+
+def crossbar_contact_interval_m(polygon_uv, half_length_m: float, margin_m: float) -> tuple[float, float] | None:
+    """Where a crossbar moving along the u axis comes within ``margin_m`` of a convex polygon: the range of u [m]
+    over which the segment {u} x [-half_length_m, half_length_m] is that close to it, or None if never.
+
+    The crossbar is the leading face of a finger pad, the polygon another box's footprint in the pad's frame
+    (u along the closing axis, v across), so the open pad clears the box with the margin while its face stays
+    short of the range. Exact, in closed form: the crossbar at u is within the margin of the polygon exactly when
+    the point (u, 0) is within it of the polygon stretched by +-half_length_m along v; that stretched polygon's
+    boundary lies on the polygon's edges shifted by +-half_length_m and the v-segments through its vertices, so
+    the ends of the range are the outermost crossings of the u axis with the margin-wide capsules around them.
+    """
+    pts = np.asarray(polygon_uv, dtype=float)[:, :2]
+    h = float(half_length_m)
+    if pts[:, 1].min() > h + margin_m or pts[:, 1].max() < -h - margin_m:
+        return None  # wholly beside the crossbar's track, farther than the margin
+    segments = []
+    corners = pts.tolist()  # plain floats: this runs for every neighbour of every box planned
+    for (u0, v0), (u1, v1) in zip(corners, corners[1:] + corners[:1]):
+        segments += [((u0, v0 + h), (u1, v1 + h)), ((u0, v0 - h), (u1, v1 - h)), ((u0, v0 - h), (u0, v0 + h))]
+    hits = [hit for a, b in segments if (hit := _line_capsule_interval(a, b, margin_m)) is not None]
+    if not hits:
+        return None
+    return min(hit[0] for hit in hits), max(hit[1] for hit in hits)

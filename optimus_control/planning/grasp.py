@@ -2,16 +2,26 @@
 
 The fingers come down from above (approach axis vertical), close across one horizontal axis of the
 box, and grip the upper part of its sides. The box hangs below the gripper while carried and is
-released a little above the bin rim, centred over the bin.
+released a little above the bin rim, centred over the bin. The open fingers come down beside the box,
+so other boxes standing close to it limit how far they may open (:func:`choose_grasp`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from optimus_control.planning.geometry import Pose, rotation_z, wrap_angle, wrap_half_turn
+from optimus_control.planning.geometry import (
+    Pose,
+    convex_polygon_distance_m,
+    crossbar_contact_interval_m,
+    rectangle_corners_xy,
+    rotation_z,
+    wrap_angle,
+    wrap_half_turn,
+)
 from optimus_control.planning.workspace import HandGeometry, top_grasp_rotation
 
 
@@ -22,6 +32,13 @@ class GraspParams:
     max_finger_opening_m: float = 0.16  # per finger (config gripper.open_position)
     finger_clearance_m: float = 0.04  # extra opening per finger beyond half the box width, when the stroke allows
     min_finger_clearance_m: float = 0.005  # ... and at least this (else the box does not fit)
+    # Finger pads (URDF finger links): across the closing axis, and outwards from the inner face (which sits at
+    # the opening). Open to 0.08 m by a 0.08 m box, a pad's outer face is 0.095 m out: on a neighbour 0.13 m away.
+    finger_pad_width_m: float = 0.06
+    finger_pad_thickness_m: float = 0.015
+    # The pads' path stays this far from other boxes' footprints (perception and hand tracking error); the
+    # opening shrinks towards min_finger_clearance_m to keep it, and a box that cannot keep it waits.
+    obstacle_margin_m: float = 0.015
     min_grasp_width_m: float = 0.02
     grasp_depth_m: float = 0.06  # fingertips this far below the box top ...
     grasp_depth_fraction: float = 0.6  # ... but no deeper than this fraction of the box height
@@ -59,27 +76,109 @@ class PlacePoses:
     retreat: Pose
 
 
-def choose_grasp(hand: HandGeometry, box_pose: Pose, box_size_m: np.ndarray, p: GraspParams) -> GraspChoice | str:
-    """Top grasp of a box (pose of its centre in odom, upright), or the reason none fits."""
+GRASP_BLOCKED = "blocked by neighbouring boxes"  # reason prefix: fits the gripper, other boxes in the way
+
+
+def choose_grasp(hand: HandGeometry, box_pose: Pose, box_size_m: np.ndarray, p: GraspParams,
+                 obstacles: Sequence[tuple[Pose, np.ndarray]] = ()) -> GraspChoice | str:
+    """Top grasp of a box (pose of its centre in odom, upright), or the reason none fits.
+
+    ``obstacles``: (pose of the centre in odom, size xyz [m]) of other upright boxes standing near it. The
+    fingers open ``finger_clearance_m`` beyond the box sides (within the stroke) unless a pad would then come
+    down within ``obstacle_margin_m`` of an obstacle's footprint; then only as far as keeps the margin, but at
+    least ``min_finger_clearance_m``: a pad set down on a neighbour (seed 18 of the sorting cell: 180 N) tipped
+    the robot. Of the two horizontal closing axes, one that cannot keep the margin even at the smallest opening
+    is out; of the others, the one opening closer to its wanted opening wins (a narrow opening leaves little
+    room for hand tracking error), then the one needing the least wrist twist from the hand's natural grasp yaw.
+    A reason starting with :data:`GRASP_BLOCKED` means the box fits the gripper but neighbours are in the way
+    (it may be free once they are gone); others are for good.
+    """
     yaw = box_pose.yaw_rad
-    options = []
-    for axis_yaw, width in ((yaw, box_size_m[0]), (yaw + np.pi / 2.0, box_size_m[1])):
-        if width < p.min_grasp_width_m or 0.5 * width + p.min_finger_clearance_m > p.max_finger_opening_m:
+    height = float(box_size_m[2])
+    top = box_pose.position[2] + 0.5 * height
+    depth = min(p.grasp_depth_m, p.grasp_depth_fraction * height)
+    centre_xy = np.asarray(box_pose.position[:2], dtype=float)
+    # An obstacle whose top is below the fingertips at the grasp is passed over.
+    near = [(pose, size) for pose, size in obstacles if pose.position[2] + 0.5 * float(size[2]) > top - depth]
+    footprints = [rectangle_corners_xy(pose.position, pose.yaw_rad, size) for pose, size in near]
+    options, blocked = [], []
+    for axis_yaw, width in ((yaw, float(box_size_m[0])), (yaw + np.pi / 2.0, float(box_size_m[1]))):
+        smallest = 0.5 * width + p.min_finger_clearance_m
+        if width < p.min_grasp_width_m or smallest > p.max_finger_opening_m:
             continue
-        opening = min(p.max_finger_opening_m, 0.5 * width + p.finger_clearance_m)
+        wanted = min(p.max_finger_opening_m, 0.5 * width + p.finger_clearance_m)
+        opening = min(wanted, opening_limit_m(centre_xy, axis_yaw, 0.5 * width, footprints, p))
+        if opening < smallest:
+            clearance, nearest = pad_clearance_m(centre_xy, axis_yaw, 0.5 * width, smallest, footprints, p)
+            at = np.round(near[nearest][0].position[:2], 3).tolist()
+            blocked.append(f"closing at yaw {np.degrees(wrap_half_turn(axis_yaw)):.0f} deg (across the {width:.2f} m "
+                           f"side), a pad would pass {clearance:.3f} m from the box at {at} m")
+            continue
         psi = hand.natural_grasp_yaw_rad + wrap_half_turn(axis_yaw - hand.natural_grasp_yaw_rad)
-        options.append((abs(psi - hand.natural_grasp_yaw_rad), width, psi, opening))
+        shortfall = round(wanted - opening, 6)  # 0 for every axis opening as wanted: the twist decides
+        options.append((shortfall, abs(psi - hand.natural_grasp_yaw_rad), width, psi, opening))
+    if not options and blocked:
+        return (f"{GRASP_BLOCKED}: even at the smallest opening, " + "; ".join(blocked) +
+                f" (needs {p.obstacle_margin_m:.3f} m)")
     if not options:
         widest = 2.0 * (p.max_finger_opening_m - p.min_finger_clearance_m)
         return (f"box {box_size_m[0]:.2f} x {box_size_m[1]:.2f} m does not fit the gripper on either horizontal axis "
                 f"(widths {p.min_grasp_width_m:.2f}-{widest:.2f} m)")
-    _, width, psi, opening = min(options)
-    height = float(box_size_m[2])
-    top = box_pose.position[2] + 0.5 * height
-    depth = min(p.grasp_depth_m, p.grasp_depth_fraction * height)
+    _, _, width, psi, opening = min(options)
     position = np.array([box_pose.position[0], box_pose.position[1], top - depth + p.fingertip_below_gripper_m])
     gripper = Pose(position, top_grasp_rotation(hand, psi))
     return GraspChoice(gripper, float(opening), float(width), box_pose.position - position)
+
+
+def pad_paths_xy(centre_xy: np.ndarray, axis_yaw_rad: float, inner_m: float, outer_m: float,
+                 p: GraspParams) -> list[np.ndarray]:
+    """Footprints (4, 2) in odom xy of the space each of the two finger pads passes through.
+
+    A pad comes straight down at the opening and then closes in to the box side, so its path spans
+    ``inner_m`` (the box side) to ``outer_m`` (the open pad's outer face) from the grasp centre along the
+    closing axis, half the pad width either side of it. Taking the closing stroke in as well means a box
+    between the open finger and the grasped one counts as in the way, as it is. Used to say how close a
+    blocked pad would come (:func:`pad_clearance_m`); :func:`opening_limit_m` finds the limit in closed form.
+    """
+    u = np.array([np.cos(axis_yaw_rad), np.sin(axis_yaw_rad)])
+    v = np.array([-u[1], u[0]])
+    half = 0.5 * p.finger_pad_width_m
+    return [np.array([centre_xy + s * inner_m * u - half * v, centre_xy + s * outer_m * u - half * v,
+                      centre_xy + s * outer_m * u + half * v, centre_xy + s * inner_m * u + half * v])
+            for s in (1.0, -1.0)]
+
+
+def pad_clearance_m(centre_xy: np.ndarray, axis_yaw_rad: float, half_width_m: float, opening_m: float,
+                    footprints: list[np.ndarray], p: GraspParams) -> tuple[float, int]:
+    """(Smallest distance [m] between the pads' paths at this per-finger opening and the footprints, index of
+    the nearest footprint); (inf, -1) without footprints."""
+    paths = pad_paths_xy(centre_xy, axis_yaw_rad, half_width_m, opening_m + p.finger_pad_thickness_m, p)
+    best = (np.inf, -1)
+    for i, footprint in enumerate(footprints):
+        best = min(best, (min(convex_polygon_distance_m(path, footprint) for path in paths), i))
+    return best
+
+
+def opening_limit_m(centre_xy: np.ndarray, axis_yaw_rad: float, half_width_m: float,
+                    footprints: list[np.ndarray], p: GraspParams) -> float:
+    """Largest per-finger opening [m] at which both pads' paths (:func:`pad_paths_xy`) keep ``obstacle_margin_m``
+    from every footprint; inf if none is near, below ``half_width_m`` if one is in the way even closed.
+
+    A path's outer end, the open pad's outer face, moves out along the closing axis as the fingers open, so the
+    limit is where that face first comes within the margin of a footprint (exact, see
+    :func:`crossbar_contact_interval_m`); a footprint it would reach only past the box side (behind the pad's
+    path) or never does not limit it.
+    """
+    limit = np.inf
+    c, s = np.cos(axis_yaw_rad), np.sin(axis_yaw_rad)
+    for side in (1.0, -1.0):
+        frame = np.array([[side * c, side * s], [-s, c]])  # rows: out along the closing axis, across it
+        for footprint in footprints:
+            contact = crossbar_contact_interval_m((footprint - centre_xy) @ frame.T, 0.5 * p.finger_pad_width_m,
+                                                  p.obstacle_margin_m)
+            if contact is not None and contact[1] >= half_width_m:
+                limit = min(limit, max(contact[0], half_width_m) - p.finger_pad_thickness_m)
+    return float(limit)
 
 
 def drop_points(box_size_m: np.ndarray, bin_pose: Pose, bin_size_m: np.ndarray | None, robot_xy_m: np.ndarray | None,

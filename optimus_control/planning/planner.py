@@ -3,7 +3,8 @@
 Called again after every scan, so a moved box, a dropped one or a newly seen one is planned from
 where it is now (replanning is "plan from the latest belief", not patching an old plan). A box no
 hand can pick and place is skipped with the reason; boxes are taken nearest first (or by the
-job's class order, nearest within a class).
+job's class order, nearest within a class). A box whose neighbours leave no room for the open fingers
+waits (stays pending) while other boxes are picked, since taking those away may free it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optimus_control.planning.geometry import Pose
-from optimus_control.planning.grasp import GraspParams, choose_grasp, drop_points, place_poses
+from optimus_control.planning.grasp import GRASP_BLOCKED, GraspParams, choose_grasp, drop_points, place_poses
 from optimus_control.planning.job_spec import ORDER_NEAREST, JobSpec
 from optimus_control.planning.workspace import ArmWorkspace
 from optimus_control.planning.world_model import PENDING, SKIPPED, SORTED, BoxRecord, WorldModel
@@ -47,6 +48,7 @@ class PickPlan:
 class PlanDecision:
     plan: PickPlan | None = None
     skipped: list[tuple[int, str]] = field(default_factory=list)  # boxes newly skipped, with reasons
+    blocked: list[tuple[int, str]] = field(default_factory=list)  # boxes left pending for now: neighbours in the way
     done: bool = False  # nothing the job still needs is pickable
 
 
@@ -73,14 +75,27 @@ class Planner:
         return done < rule.count
 
     def next_pick(self, world: WorldModel, base_pose: Pose) -> PlanDecision:
-        """Plan the best next box; boxes that cannot be done are marked skipped (with reasons) on the way."""
+        """Plan the best next box; boxes that cannot be done are marked skipped (with reasons) on the way.
+
+        A box whose neighbours leave the open fingers no room (:data:`GRASP_BLOCKED`) is no candidate this
+        time but stays pending: picking the others first may free it. Only when no box at all can be planned
+        are the blocked ones skipped, with the reason, and the decision done. They are not grasped anyway
+        with the fingers set down on or against a neighbour: that is the collision the margin is there to
+        avoid (in the sorting cell it tipped the robot and lost the whole episode, not one box). A skipped
+        blocked box is considered again once its neighbours no longer block it (or it moved).
+        """
         decision = PlanDecision()
         for box in world.boxes.values():  # a bin that turned up makes its boxes possible again
             if box.outcome == SKIPPED and box.reason.startswith(BIN_NOT_LOCATED):
                 rule = self.job.rule_for(box.object_class)
                 if rule is not None and world.bins[rule.bin].pose is not None:
                     box.outcome, box.reason = PENDING, ""
+            elif box.outcome == SKIPPED and box.reason.startswith(GRASP_BLOCKED) and box.visible and \
+                    not self.blocked_by_neighbours(world, box):
+                box.outcome, box.reason, box.skipped_at_m = PENDING, "", None
+                box.events.append("its neighbours no longer block the fingers: considered again")
         candidates: list[tuple[tuple, PickPlan]] = []
+        blocked: list[tuple[BoxRecord, str]] = []
         for box in world.pending():
             if not box.visible or box.held or not self.needed(world, box):
                 continue
@@ -94,17 +109,51 @@ class Planner:
                 box.events.append(box.reason)
                 continue
             plan, reason = self.plan_for_box(world, box, base_pose)
-            if plan is None:
-                box.outcome, box.reason, box.skipped_at_m = SKIPPED, reason, box.position_m.copy()
-                box.events.append(f"skipped: {reason}")
-                decision.skipped.append((box.box_id, reason))
-                continue
-            candidates.append((self._order_key(box, plan), plan))
+            if plan is None and reason.startswith(GRASP_BLOCKED):
+                blocked.append((box, reason))
+            elif plan is None:
+                self._skip(box, reason, decision)
+            else:
+                candidates.append((self._order_key(box, plan), plan))
+        decision.blocked = [(box.box_id, reason) for box, reason in blocked]
         if candidates:
             decision.plan = min(candidates, key=lambda c: c[0])[1]
-        else:
+        else:  # nothing will move the blocking boxes away
+            for box, reason in blocked:
+                self._skip(box, reason, decision)
             decision.done = True
         return decision
+
+    @staticmethod
+    def _skip(box: BoxRecord, reason: str, decision: PlanDecision) -> None:
+        box.outcome, box.reason, box.skipped_at_m = SKIPPED, reason, box.position_m.copy()
+        box.events.append(f"skipped: {reason}")
+        decision.skipped.append((box.box_id, reason))
+
+    def neighbours(self, world: WorldModel, box: BoxRecord) -> list[tuple[Pose, np.ndarray]]:
+        """(Pose, size) of the other boxes whose footprint an open finger pad could reach at ``box``.
+
+        Every box standing there counts, whatever its outcome (a skipped or failed box is still in the way);
+        not those out of sight (where they are is not known now), in a gripper, or in a bin. The radius is
+        the farthest a pad reaches at full stroke plus the margin, so no box that matters is left out.
+        """
+        p = self.params
+        reach_m = p.max_finger_opening_m + p.finger_pad_thickness_m + 0.5 * p.finger_pad_width_m + p.obstacle_margin_m
+        out = []
+        for other in world.boxes.values():
+            if other.box_id == box.box_id or not other.visible or other.held:
+                continue
+            gap_m = float(np.linalg.norm(other.position_m[:2] - box.position_m[:2])) - \
+                0.5 * float(np.hypot(other.size_m[0], other.size_m[1]))
+            if gap_m <= reach_m and world.bin_containing(other.position_m) is None:
+                out.append((other.pose, other.size_m))
+        return out
+
+    def blocked_by_neighbours(self, world: WorldModel, box: BoxRecord) -> bool:
+        """Do the other boxes leave no room for the open fingers at ``box`` (on either closing axis)?"""
+        hand = next(iter(self.workspace.hands.values()))  # the same gripper on both hands
+        grasp = choose_grasp(hand, box.pose, box.size_m, self.params, self.neighbours(world, box))
+        return isinstance(grasp, str) and grasp.startswith(GRASP_BLOCKED)
 
     def _order_key(self, box: BoxRecord, plan: PickPlan) -> tuple:
         order = self.job.constraints.order
@@ -112,7 +161,8 @@ class Planner:
         return (rank, round(plan.cost, 6), box.box_id)
 
     def plan_for_box(self, world: WorldModel, box: BoxRecord, base_pose: Pose) -> tuple[PickPlan | None, str]:
-        """Best hand and poses for one box, or (None, reason)."""
+        """Best hand and poses for one box, or (None, reason); a reason starting with :data:`GRASP_BLOCKED`:
+        other boxes are in the way of the open fingers for now (see :meth:`next_pick`)."""
         rule = self.job.rule_for(box.object_class)
         if rule is None:
             return None, f"class '{box.object_class}' is not part of the job"
@@ -125,8 +175,9 @@ class Planner:
         to_base = base_pose.inverse()
         best: tuple[float, PickPlan] | None = None
         reasons = []
+        obstacles = self.neighbours(world, box)
         for hand, geom in self.workspace.hands.items():
-            grasp = choose_grasp(geom, box.pose, box.size_m, self.params)
+            grasp = choose_grasp(geom, box.pose, box.size_m, self.params, obstacles)
             if isinstance(grasp, str):
                 return None, grasp  # the same gripper on both hands
             p = self.params

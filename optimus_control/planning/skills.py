@@ -134,8 +134,10 @@ class PlanNextPick(Skill):
         box.hand, box.bin = plan.hand, plan.bin
         ctx.controller.send_gaze(plan.box_position_m, now)
         self.feedback_message = f"box {plan.box_id} ({box.object_class}) with the {plan.hand} hand to {plan.bin}"
+        waiting = f"; boxes {[b for b, _ in decision.blocked]} wait for room for the fingers" if decision.blocked else ""
         ctx.log(self.name, f"{self.feedback_message}; box at {np.round(plan.box_position_m, 3).tolist()} m, "
-                           f"grasp at {np.round(plan.grasp.position, 3).tolist()} m")
+                           f"grasp at {np.round(plan.grasp.position, 3).tolist()} m, fingers open "
+                           f"{plan.opening_m:.3f} m{waiting}")
         return Status.SUCCESS
 
 

@@ -88,8 +88,9 @@ def choose_grasp(hand: HandGeometry, box_pose: Pose, box_size_m: np.ndarray, p: 
     down within ``obstacle_margin_m`` of an obstacle's footprint; then only as far as keeps the margin, but at
     least ``min_finger_clearance_m``: a pad set down on a neighbour (seed 18 of the sorting cell: 180 N) tipped
     the robot. Of the two horizontal closing axes, one that cannot keep the margin even at the smallest opening
-    is out; of the others, the one opening closer to its wanted opening wins (a narrow opening leaves little
-    room for hand tracking error), then the one needing the least wrist twist from the hand's natural grasp yaw.
+    is out; of the others, the one needing the least wrist twist from the hand's natural grasp yaw wins, then
+    the wider opening: the other axis is up to 90 deg of wrist turn away, which the arm did not reach over the
+    sorting cell's lanes (seed 18: pre-grasp never reached), so it is taken only when the natural one is blocked.
     A reason starting with :data:`GRASP_BLOCKED` means the box fits the gripper but neighbours are in the way
     (it may be free once they are gone); others are for good.
     """
@@ -115,8 +116,7 @@ def choose_grasp(hand: HandGeometry, box_pose: Pose, box_size_m: np.ndarray, p: 
                            f"side), a pad would pass {clearance:.3f} m from the box at {at} m")
             continue
         psi = hand.natural_grasp_yaw_rad + wrap_half_turn(axis_yaw - hand.natural_grasp_yaw_rad)
-        shortfall = round(wanted - opening, 6)  # 0 for every axis opening as wanted: the twist decides
-        options.append((shortfall, abs(psi - hand.natural_grasp_yaw_rad), width, psi, opening))
+        options.append((abs(psi - hand.natural_grasp_yaw_rad), -opening, width, psi, opening))
     if not options and blocked:
         return (f"{GRASP_BLOCKED}: even at the smallest opening, " + "; ".join(blocked) +
                 f" (needs {p.obstacle_margin_m:.3f} m)")

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 RT_SOURCES := $(wildcard optimus_control/rt/src/*.c optimus_control/rt/src/*.h)
 RT_STAMP := $(VENV)/.rt-stamp
 
-.PHONY: setup demo factory-demo test bench lint urdf clean
+.PHONY: setup demo factory-demo pick-demo test bench lint urdf clean
 
 setup: $(STAMP) $(RT_STAMP)
 
@@ -21,15 +21,17 @@ $(RT_STAMP): $(STAMP) $(RT_SOURCES)
 	$(PY) setup.py --quiet build_ext --inplace
 	touch $@
 
-# The scenario that succeeds reliably today: one pick-and-place of a 1.5 kg box (balance, pick, lift, hold,
-# put back), in process, lockstep sim. The factory job does not yet finish every seed (README: status).
+# The main job: the factory sorting demo through the launcher (sim, controller, perception, planner as
+# ROS 2 processes): progress on the terminal, a report under runs/<timestamp>/, exit status 0 only when
+# every box is in its bin and the robot never fell.
 demo: setup
-	$(PY) -m optimus_control.pick_demo
-
-# The factory sorting demo through the launcher (sim, controller, perception, planner): progress on the
-# terminal, a report under runs/<timestamp>/, exit status 0 only when every box is in its bin.
-factory-demo: setup
 	$(PY) -m optimus_control.demo
+
+factory-demo: demo
+
+# One pick-and-place of a 1.5 kg box (balance, pick, lift, hold, put back), in process, lockstep sim.
+pick-demo: setup
+	$(PY) -m optimus_control.pick_demo
 
 test: setup
 	$(PY) -m pytest -q test

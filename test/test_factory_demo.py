@@ -1,7 +1,7 @@
 """The factory demo end to end through optimus-launch: a 2-box sorting episode (job sort_two_boxes).
 
 Sim, whole-body controller, perception and task planner run as separate processes on their own ROS
-domain, exactly as `make factory-demo` runs them; the demo's monitor scores the run from ground truth
+domain, exactly as `make demo` runs them; the demo's monitor scores the run from ground truth
 (/sim/objects, /sim/base_pose), which only the test and the report read. The scene is the sorting
 cell (furniture from config/scenes/sorting_cell.yaml) with exactly one red box on the robot's left and one
 blue box on its right, at fixed poses, written to a temporary scene file: each box goes to the bin on

@@ -1,6 +1,6 @@
 """Pick a 1.5 kg box from a table with the right gripper, lift it 20 cm, hold it, put it back (lockstep sim).
 
-The scenario (optimus_control.pick_demo, also `make demo`) creates the table and box as plain PyBullet
+The scenario (optimus_control.pick_demo, also `make pick-demo`) creates the table and box as plain PyBullet
 bodies; the box is only ever moved by contact with the robot. Hold time: 10 s in CI, 30 s with
 OPTIMUS_LONG_TESTS=1.
 """

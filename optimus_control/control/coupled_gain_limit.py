@@ -60,8 +60,9 @@ class CoupledGainLimit:
         candidates = np.abs(blocks).sum(axis=-1).max(axis=-1) * scale > 1.0
         factors = np.ones((2, n + 1))
         if candidates.any():
-            products = np.linalg.eigvalsh(blocks[candidates])[:, -1] * np.broadcast_to(scale, candidates.shape)[candidates]
-            for (k, g), product in zip(np.argwhere(candidates), products):
+            pairs = np.argwhere(candidates)  # (gains kind k, group g), in the order blocks[candidates] lists them
+            products = np.linalg.eigvalsh(blocks[candidates])[:, -1] * self.bounds[pairs[:, 0]]
+            for (k, g), product in zip(pairs, products):
                 if product > 1.0:
                     factors[k, self.index[g]] = 1.0 / product
         return factors[0, :n], factors[1, :n]

@@ -22,6 +22,14 @@ def _lower_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _LOWER_INDICES[n]
 
 
+def symmetric_from_upper(matrix: np.ndarray) -> np.ndarray:
+    """Full symmetric copy of a matrix of which Pinocchio filled only the upper triangle (M, M^-1)."""
+    full = matrix.copy()
+    lower = _lower_indices(full.shape[0])
+    full[lower] = full.T[lower]
+    return full
+
+
 class DynamicsSnapshot:
     """Model terms at (q, v): M (nv x nv), h = C v + g (nv), kinematics and drifts with q_dd = 0.
 
@@ -39,10 +47,7 @@ class DynamicsSnapshot:
         # Kinematics with zero acceleration: body accelerations are then the drift terms J_dot v.
         pin.forwardKinematics(model, data, q, v, np.zeros(model.nv))
         pin.updateFramePlacements(model, data)
-        mass = data.M.copy()  # Pinocchio fills the upper triangle only
-        lower = _lower_indices(model.nv)
-        mass[lower] = mass.T[lower]
-        self.mass_matrix = mass
+        self.mass_matrix = symmetric_from_upper(data.M)
         self.nonlinear_effects = data.nle.copy()
         self._jacobians: dict[tuple[int, pin.ReferenceFrame], np.ndarray] = {}
         self._com_drift: np.ndarray | None = None

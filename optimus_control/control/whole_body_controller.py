@@ -23,7 +23,7 @@ import pinocchio as pin
 
 from optimus_control.control.contact_6d import Contact6D
 from optimus_control.control.coupled_gain_limit import CoupledGainLimit
-from optimus_control.control.dynamics_snapshot import DynamicsSnapshot
+from optimus_control.control.dynamics_snapshot import DynamicsSnapshot, symmetric_from_upper
 from optimus_control.control.min_jerk_trajectory import MinJerkSe3Trajectory, MinJerkVectorTrajectory
 from optimus_control.control.qp_solver import QpSolver
 from optimus_control.control.reachable_workspace import ReachableWorkspace
@@ -452,8 +452,7 @@ class WholeBodyController:
         torque_limit = self.robot.limits.effort.copy()
         if self._gain_factors is None or not 0.0 <= self.time_s - self._gain_factors[0] < GAIN_LIMIT_PERIOD_S:
             # The inertia changes with the posture only, slowly next to the 0.1 ms its inverse costs here.
-            inverse_mass = pin.computeMinverse(self.model, self._inverse_mass_data, snap.q)  # upper triangle
-            inverse_mass = np.triu(inverse_mass) + np.triu(inverse_mass, 1).T
+            inverse_mass = symmetric_from_upper(pin.computeMinverse(self.model, self._inverse_mass_data, snap.q))
             kp_factor, kd_factor = self._gain_limit.factors(inverse_mass[-self.nj:, -self.nj:], self.kp, self.kd)
             self._gain_factors = (self.time_s, kp_factor, kd_factor)
             self.gain_factor_min = float(min(kp_factor.min(), kd_factor.min()))

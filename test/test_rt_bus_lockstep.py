@@ -9,8 +9,17 @@ import numpy as np
 import pinocchio as pin
 import pytest
 
-from optimus_control.errors import RealTimeError
-from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, RobotBus, ShmTransport, connect_transport
+from optimus_control.errors import ConfigError, RealTimeError
+from optimus_control.rt import (
+    Dynamics,
+    Loop,
+    LoopbackTransport,
+    LoopConfig,
+    LoopState,
+    RobotBus,
+    ShmTransport,
+    connect_transport,
+)
 
 DT = 0.001
 
@@ -180,3 +189,117 @@ def test_connect_transport_waits_for_the_robot_side(robot):
         timer.join()
         for bus in created:
             bus.close()
+
+
+def _source_tick_robot_side(bus, ticks: int, commands: dict, errors: list, max_step_s: float = 0.0) -> None:
+    """Robot side for the sync tests: a constant state, one command per tick recorded by tick; each step
+    takes up to max_step_s (jitter: sometimes the update is the slower side, sometimes the robot)."""
+    rng = np.random.default_rng(17)
+    try:
+        for k in range(ticks):
+            time.sleep(float(rng.uniform(0.0, max_step_s)))
+            tick = bus.publish_state(k * DT)
+            if not bus.wait_command(tick, 10.0):
+                errors.append(f"no command for tick {tick}")
+                return
+            commands[tick] = bus.read_command()
+    except Exception as exc:  # reported by the test thread
+        errors.append(repr(exc))
+
+
+def _sync_loop(robot, dyn, name: str, **overrides):
+    n = robot.n_joints
+    bus = RobotBus.create(name, n, 2)
+    transport = ShmTransport(name, n, 2)
+    loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="lockstep", lock_memory=False, sync_period_ticks=2,
+                                                    **overrides))
+    return bus, transport, loop
+
+
+def test_sync_period_applies_each_update_exactly_one_period_later(robot, dyn):
+    """The Python update of sync state s (ticks 2, 4, ...) is seen, once and in order, and its references
+    drive ticks s+2 and s+3 exactly, however slow the update is (jittered sleeps stand in for the QP)."""
+    import threading
+
+    n, ticks, offset_per_tick = robot.n_joints, 120, 1e-3
+    bus, transport, loop = _sync_loop(robot, dyn, bus_name("sync"))
+    q_full = robot.standing_configuration()
+    bus.q[:] = q_full[7:]
+    kp = np.zeros(n)
+    kp[0] = 10.0
+    gravity = pin.rnea(robot.model, robot.model.createData(), q_full, np.zeros(dyn.nv), np.zeros(dyn.nv))[6:]
+
+    def refs_from(source_tick: int) -> dict:  # joint 0's torque says which state these references came from
+        q_ref = q_full[7:].copy()
+        q_ref[0] += offset_per_tick * source_tick
+        return dict(qdd=np.zeros(dyn.nv), q=q_ref, v=np.zeros(n), kp=kp, kd=np.zeros(n),
+                    contact_wrenches=np.zeros((2, 6)), contacts_active=[0.0, 0.0], base_pose=q_full[:7],
+                    base_twist=np.zeros(6))
+
+    commands, errors, seen = {}, [], []
+    rng = np.random.default_rng(5)
+    loop.set_references(**refs_from(0))
+    robot_side = threading.Thread(target=_source_tick_robot_side, args=(bus, ticks, commands, errors, 0.003))
+    try:
+        loop.start()
+        robot_side.start()
+        while len(seen) < ticks // 2:
+            state = loop.wait_update_state(timeout_s=5.0)
+            assert state is not None, f"no sync state after {seen[-3:]} ({errors})"
+            seen.append(state.tick)
+            time.sleep(float(rng.uniform(0.0, 0.006)))  # a jittery update, slower or faster than the robot
+            loop.set_references(**refs_from(state.tick))
+            loop.mark_processed(state.tick)
+        robot_side.join(timeout=10.0)
+        assert not errors, errors
+        assert seen == list(range(2, ticks + 1, 2))
+        source = {t: round((tau[0] - gravity[0]) / (kp[0] * offset_per_tick)) for t, tau in commands.items()}
+        for t in range(4, ticks + 1):
+            assert source[t] == 2 * ((t - 2) // 2), f"tick {t} used references of state {source[t]}"
+        stats = loop.stats()
+        assert stats["sync_timeouts"] == 0 and stats["sync_waits"] > 0
+    finally:
+        robot_side.join(timeout=10.0)
+        loop.close()
+        transport.close()
+        bus.close()
+
+
+def test_sync_gives_up_on_a_silent_update_and_damps(robot, dyn):
+    """An update that never finishes holds the robot side for lockstep_timeout_s once; then the loop
+    answers without waiting, the references go stale in sim time and the loop damps."""
+    import threading
+
+    n, ticks = robot.n_joints, 200
+    bus, transport, loop = _sync_loop(robot, dyn, bus_name("syncdead"), lockstep_timeout_s=0.3)
+    q_full = robot.standing_configuration()
+    bus.q[:], bus.v[:] = q_full[7:], 0.1
+    loop.set_references(qdd=np.zeros(dyn.nv), q=q_full[7:], v=np.zeros(n), kp=robot.kp, kd=robot.kd,
+                        base_pose=q_full[:7], base_twist=np.zeros(6))
+    commands, errors = {}, []
+    robot_side = threading.Thread(target=_source_tick_robot_side, args=(bus, ticks, commands, errors))
+    try:
+        loop.start()
+        robot_side.start()
+        first = loop.wait_update_state(timeout_s=5.0)
+        assert first is not None and first.tick == 2  # ... and the update never marks it processed
+        robot_side.join(timeout=20.0)
+        assert not robot_side.is_alive() and not errors, errors
+        assert len(commands) == ticks
+        stats = loop.stats()
+        assert stats["sync_timeouts"] == 1 and stats["sync_wait_s"] >= 0.3
+        status = loop.status()
+        assert status.state == LoopState.DAMPING and status.reason.name == "STALE_REFERENCE"
+        np.testing.assert_allclose(commands[ticks], np.clip(-robot.config.damping_gain * 0.1, -dyn.effort_limits,
+                                                            dyn.effort_limits))
+    finally:
+        robot_side.join(timeout=10.0)
+        loop.close()
+        transport.close()
+        bus.close()
+
+
+def test_sync_period_needs_lockstep(robot, dyn):
+    transport = LoopbackTransport(robot.n_joints, 2)
+    with pytest.raises(ConfigError, match="sync_period_ticks"):
+        Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", sync_period_ticks=2))

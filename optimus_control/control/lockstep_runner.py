@@ -8,6 +8,7 @@ here reads ground truth.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
@@ -23,18 +24,27 @@ from optimus_control.model import RobotModel
 class LockstepRunner:
     """Owns the estimator, controller and tracker for one simulated robot.
 
+    ``reference_delay_ticks`` reproduces the whole_body_controller node's lockstep timing: references
+    computed from the state of tick k apply from tick k + delay (the node's C loop holds each update for
+    one update period while the QP runs beside the simulator). 0 applies them at tick k (no latency). The
+    first references apply at once either way: there is nothing older to hold.
+
     Attributes:
         max_torque_ratio: largest |tau_unclamped| / effort limit seen since start (> 1 = clamp engaged).
         freeze_state: test hook; when True the estimator output stops updating (stale input).
     """
 
-    def __init__(self, world, robot: RobotModel, settings: WbcSettings | None = None):
+    def __init__(self, world, robot: RobotModel, settings: WbcSettings | None = None, reference_delay_ticks: int = 0):
         self.world, self.robot = world, robot
         self.estimator = FloatingBaseEstimator(robot)
         self.controller = WholeBodyController(robot, settings)
         self.tracker = ReferenceTracker(robot.model, robot.limits.effort, robot.config.damping_gain)
         dt = world.params.time_step_s
         self.ticks_per_update = max(1, int(round(1.0 / (self.controller.settings.rate_hz * dt))))
+        if reference_delay_ticks < 0:
+            raise ValueError(f"reference_delay_ticks must be >= 0, got {reference_delay_ticks}")
+        self.reference_delay_ticks = int(reference_delay_ticks)
+        self._pending_refs: deque[tuple[int, ControlReferences]] = deque()  # (tick to apply from, references)
         self.tick = 0
         self.refs: ControlReferences | None = None
         self.max_torque_ratio = 0.0
@@ -75,7 +85,13 @@ class LockstepRunner:
             q, v = self.full_state()
             self._frozen_q, self._frozen_v = self._sensors.q, self._sensors.v
         if self.tick % self.ticks_per_update == 0:
-            self.refs = self.controller.update(q, v, self._sensors.time_s, self.base.time_s)
+            refs = self.controller.update(q, v, self._sensors.time_s, self.base.time_s)
+            if self.refs is None or self.reference_delay_ticks == 0:
+                self.refs = refs
+            else:
+                self._pending_refs.append((self.tick + self.reference_delay_ticks, refs))
+        while self._pending_refs and self._pending_refs[0][0] <= self.tick:
+            self.refs = self._pending_refs.popleft()[1]
         if callback is not None:
             callback(self)
         q_now, v_now = self.full_state() if not self.freeze_state else (q, v)

@@ -79,19 +79,23 @@ class WholeBodyControllerNode(Node):
         n, n_feet = self.robot.n_joints, len(self.robot.config.feet)
         self.get_logger().info(f"connecting to joint bus '{p['bus_name']}' ({n} joints, {n_feet} feet)")
         transport = connect_transport(p["bus_name"], n, n_feet, timeout_s=float(p["connect_timeout_s"]))
-        self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, LoopConfig.for_robot(self.robot, mode=p["mode"]))
+        # Lockstep: the native loop thread answers the robot side's ticks and holds every sync state (each
+        # update period) until this node's control thread has set the references computed from the previous
+        # one. So the simulator, the 1 kHz law and the QP advance together (a slow QP slows the simulation
+        # instead of starving the loop), references from state s apply from tick s + period exactly, and the
+        # QP runs while the simulator steps. Real time: the native loop thread runs on its own clock.
+        self.lockstep = p["mode"] == "lockstep"
+        self.ticks_per_update = max(1, int(round(1000.0 / self.settings.rate_hz)))
+        config = LoopConfig.for_robot(self.robot, mode=p["mode"],
+                                      sync_period_ticks=self.ticks_per_update if self.lockstep else 0)
+        self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, config)
         self.foot_frames = tuple(self.robot.frame_id(f.frame) for f in self.robot.config.feet)
         self._make_interfaces()
         self._stop = threading.Event()
         self._start_requested = bool(p["auto_start"])
         self._last_report = ""
         self._hand_goal_info: dict[str, tuple[float, bool]] = {}  # hand -> (goal header stamp [s], clamped)
-        # Lockstep: this thread ticks the loop itself (tick_once), so the simulator, the 1 kHz law and the
-        # QP advance together and a slow QP slows the simulation down instead of starving the loop of
-        # references. Real time: the native loop thread runs on its own clock.
-        self.lockstep = p["mode"] == "lockstep"
-        if not self.lockstep:
-            self.loop.start()
+        self.loop.start()
         self._thread = threading.Thread(target=self._control_thread, name="wbc", daemon=True)
         self._thread.start()
 
@@ -181,20 +185,22 @@ class WholeBodyControllerNode(Node):
 
     # ---- control thread -----------------------------------------------------------------------------
     def _control_thread(self) -> None:
-        ticks_per_update = max(1, int(round(1000.0 / self.settings.rate_hz)))
+        ticks_per_update = self.ticks_per_update
         publish_every = max(1, int(round(1000.0 / self.p["publish_rate_hz"])))
         diag_every = max(1, int(round(1000.0 / self.p["diagnostics_rate_hz"])))
         tasks_every = max(1, int(round(1000.0 / self.p["task_status_rate_hz"])))
         last_tick, last_update, last_pub, last_diag, last_tasks = -1, -10**9, -10**9, -10**9, -10**9
         self._reset_requested = False
         while not self._stop.is_set():
-            if self.lockstep and not self.loop.tick_once(0.1):
-                continue
-            state = self.loop.read_state()
-            if state.tick == last_tick or state.tick <= 0:
-                if not self.lockstep:
+            if self.lockstep:
+                state = self.loop.wait_update_state(0.1)  # every sync state, once, in order
+                if state is None:
+                    continue
+            else:
+                state = self.loop.read_state()
+                if state.tick == last_tick or state.tick <= 0:
                     time.sleep(0.0002)
-                continue
+                    continue
             last_tick = state.tick
             if state.tick - last_update >= ticks_per_update:
                 last_update = state.tick
@@ -204,6 +210,8 @@ class WholeBodyControllerNode(Node):
                     self.get_logger().error(f"control step failed: {exc!r}; damping")
                     with self.lock:
                         self.controller.request_damping(f"control step raised {exc!r}")
+            if self.lockstep:
+                self.loop.mark_processed(state.tick)  # publishing below overlaps the simulator's steps
             try:
                 if state.tick - last_pub >= publish_every:
                     last_pub = state.tick
@@ -333,8 +341,7 @@ class WholeBodyControllerNode(Node):
     def shutdown(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
-        if not self.lockstep:
-            self.loop.stop()
+        self.loop.stop()
         self.loop.close()
 
 

@@ -65,6 +65,11 @@ class LoopConfig:
     rt_priority: int = 80                      # SCHED_FIFO priority (<= 0: do not ask)
     cpu: int | None = None                     # pin the loop thread to this CPU
     lock_memory: bool = True                   # mlockall while running
+    # Lockstep with the thread: the Python update runs on every state whose tick is a multiple of this, and
+    # the loop answers such a state only once the previous one was marked processed. References computed
+    # from state s then apply from tick s + sync_period_ticks exactly (deterministic), and the update runs
+    # while the robot side steps instead of between its steps. 0: the loop never waits for Python.
+    sync_period_ticks: int = 0
 
     @classmethod
     def for_robot(cls, robot_model: RobotModel, **overrides) -> LoopConfig:
@@ -134,6 +139,9 @@ class Loop:
         for name, value in (("rate_hz", config.rate_hz), ("stale_reference_timeout_s", config.stale_reference_timeout_s)):
             if not value > 0:
                 raise ConfigError(f"LoopConfig.{name} must be > 0, got {value}")
+        if config.sync_period_ticks < 0 or (config.sync_period_ticks and config.mode != "lockstep"):
+            raise ConfigError(f"LoopConfig.sync_period_ticks must be >= 0, and 0 unless mode is 'lockstep' "
+                              f"(got {config.sync_period_ticks} in mode '{config.mode}')")
         if config.silent_ticks < 0 or config.lockstep_timeout_s < 0:
             raise ConfigError("LoopConfig.silent_ticks and lockstep_timeout_s must be >= 0 (0 disables the watchdog)")
         try:
@@ -153,9 +161,11 @@ class Loop:
             stale_timeout_s=float(config.stale_reference_timeout_s), silent_ticks=int(config.silent_ticks),
             lockstep_timeout_s=float(config.lockstep_timeout_s), joint_limit_margin=float(config.joint_limit_margin),
             contact_reference=getattr(_rtcore, reference), rt_priority=int(config.rt_priority),
-            cpu=-1 if config.cpu is None else int(config.cpu), lock_memory=bool(config.lock_memory))
+            cpu=-1 if config.cpu is None else int(config.cpu), lock_memory=bool(config.lock_memory),
+            sync_period_ticks=int(config.sync_period_ticks))
         layout = self._core.layout()
         self._snapshot = np.zeros(layout["snapshot_words"])
+        self._update_seq = 0
         self._state_words = _rtcore.bus_layout(n, self.n_feet)
         self._ref_words = layout
 
@@ -219,9 +229,28 @@ class Loop:
         self._core.reset()
 
     # ---- reading -------------------------------------------------------------------------------------
+    # ---- lockstep synchronisation (sync_period_ticks > 0) ----------------------------------------------
+    def wait_update_state(self, timeout_s: float = 0.1) -> RobotState | None:
+        """The next sync state to update the references from (waits, GIL released); None on timeout.
+
+        Every sync state is delivered once and in order: the loop does not answer the next one before
+        ``mark_processed`` was called for this one (or the Python side timed out, see LoopConfig).
+        """
+        seq = self._core.wait_update(self._update_seq, float(timeout_s))
+        if seq == self._update_seq:
+            return None
+        self._update_seq = seq
+        return self._state_from(self._core.update_snapshot(self._snapshot))
+
+    def mark_processed(self, tick: int) -> None:
+        """The update for sync state ``tick`` is done (its references are set): the loop may go on."""
+        self._core.mark_processed(int(tick))
+
     def read_state(self) -> RobotState:
         """The latest state the loop received (joints, IMU, foot wrenches) and the torques it answered."""
-        s = self._core.snapshot(self._snapshot)
+        return self._state_from(self._core.snapshot(self._snapshot))
+
+    def _state_from(self, s: np.ndarray) -> RobotState:
         n, nf, lay = self.n_joints, self.n_feet, self._state_words
 
         def words(key: str, count: int) -> np.ndarray:
@@ -245,7 +274,8 @@ class Loop:
                           fault_flags=frozenset(r for r in Reason if r and flags & (1 << r)), reference_age_s=age)
 
     def stats(self) -> dict:
-        """Live counters: ticks, deadline_misses, skipped_periods, states_received, ticks_without_state, and
+        """Live counters: ticks, deadline_misses, skipped_periods, states_received, ticks_without_state,
+        sync_waits / sync_wait_s / sync_timeouts (lockstep: answers held for the Python update), and
         wakeup_latency / compute histograms (count, p50_us, p99_us, p999_us, max_us, mean_us)."""
         return self._core.stats()
 

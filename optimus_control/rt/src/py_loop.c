@@ -244,13 +244,14 @@ static int loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"model", "transport", "damping_kd", "effort_limit", "lower_limit", "upper_limit",
                              "contact_frames", "rate_hz", "lockstep", "stale_timeout_s", "silent_ticks",
                              "lockstep_timeout_s", "joint_limit_margin", "contact_reference", "rt_priority", "cpu",
-                             "lock_memory", NULL};
+                             "lock_memory", "sync_period_ticks", NULL};
     PyObject *model, *transport, *kd, *effort, *lower, *upper, *contacts;
-    rt_loop_config cfg = {1000.0, 0, 0.05, 20, 1.0, 0.0, RT_LOCAL, 80, -1, 1};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOO|dpdiddiiip:Loop", kwlist, &model, &transport, &kd, &effort,
+    rt_loop_config cfg = {1000.0, 0, 0.05, 20, 1.0, 0.0, RT_LOCAL, 80, -1, 1, 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOO|dpdiddiiipi:Loop", kwlist, &model, &transport, &kd, &effort,
                                      &lower, &upper, &contacts, &cfg.rate_hz, &cfg.lockstep, &cfg.stale_timeout_s,
                                      &cfg.silent_ticks, &cfg.lockstep_timeout_s, &cfg.joint_limit_margin,
-                                     &cfg.contact_reference, &cfg.rt_priority, &cfg.cpu, &cfg.lock_memory))
+                                     &cfg.contact_reference, &cfg.rt_priority, &cfg.cpu, &cfg.lock_memory,
+                                     &cfg.sync_period_ticks))
         return -1;
     if (self->L) {
         PyErr_SetString(rtpy_RealTimeError, "Loop is already initialised");
@@ -376,6 +377,36 @@ static PyObject *loop_tick_once(LoopObject *self, PyObject *const *args, Py_ssiz
     return PyBool_FromLong(r == 1);
 }
 
+static PyObject *loop_wait_update(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = {"seen_seq", "timeout_s"};
+    PyObject *o[2];
+    if (rtpy_parse_args("wait_update", args, nargs, kwnames, names, 2, 2, o) < 0) return NULL;
+    if (!loop_ready(self)) return NULL;
+    const unsigned long seen = PyLong_AsUnsignedLongMask(o[0]);
+    const double timeout = PyFloat_AsDouble(o[1]);
+    if (PyErr_Occurred()) return NULL;
+    if (self->L->cfg.sync_period_ticks <= 0) {
+        PyErr_SetString(rtpy_RealTimeError, "Loop.wait_update(): the loop was configured without sync_period_ticks");
+        return NULL;
+    }
+    uint32_t seq;
+    Py_BEGIN_ALLOW_THREADS
+    seq = rt_loop_wait_update(self->L, (uint32_t)seen, timeout > 0 ? (int64_t)(timeout * 1e9) : 0);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLong(seq);
+}
+
+static PyObject *loop_mark_processed(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = {"tick"};
+    PyObject *o[1];
+    if (rtpy_parse_args("mark_processed", args, nargs, kwnames, names, 1, 1, o) < 0) return NULL;
+    if (!loop_ready(self)) return NULL;
+    const long long tick = PyLong_AsLongLong(o[0]);
+    if (PyErr_Occurred()) return NULL;
+    rt_loop_mark_processed(self->L, (int64_t)tick);
+    Py_RETURN_NONE;
+}
+
 static PyObject *loop_set_references(LoopObject *self, PyObject *const *args, Py_ssize_t nargs,
                                      PyObject *kwnames) {
     static const char *const names[] = {"qdd", "q", "v", "kp", "kd", "contact_wrenches", "contacts_active",
@@ -430,6 +461,21 @@ static PyObject *loop_snapshot(LoopObject *self, PyObject *const *args, Py_ssize
     return res;
 }
 
+static PyObject *loop_update_snapshot(LoopObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                      PyObject *kwnames) {
+    static const char *const names[] = {"out"};
+    PyObject *o[1];
+    if (rtpy_parse_args("update_snapshot", args, nargs, kwnames, names, 1, 0, o) < 0) return NULL;
+    if (!loop_ready(self)) return NULL;
+    Py_buffer out;
+    PyObject *res = rtpy_output(o[0], self->shape_snapshot, &out, self->L->snapshot_words, "update_snapshot");
+    if (!res) return NULL;
+    const double *s = rt_tbuf_read(&self->L->update_snapshot, NULL);
+    memcpy(out.buf, s, sizeof(double) * (size_t)self->L->snapshot_words);
+    PyBuffer_Release(&out);
+    return res;
+}
+
 static PyObject *loop_status(LoopObject *self, PyObject *unused) {
     if (!loop_ready(self)) return NULL;
     rt_loop *L = self->L;
@@ -457,11 +503,15 @@ static PyObject *loop_stats(LoopObject *self, PyObject *unused) {
         Py_XDECREF(comp);
         return NULL;
     }
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:N,s:N}", "ticks", (unsigned long long)atomic_load(&L->ticks),
-                         "deadline_misses", (unsigned long long)atomic_load(&L->misses), "skipped_periods",
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:K,s:N,s:N}", "ticks",
+                         (unsigned long long)atomic_load(&L->ticks), "deadline_misses",
+                         (unsigned long long)atomic_load(&L->misses), "skipped_periods",
                          (unsigned long long)atomic_load(&L->skipped), "states_received",
                          (unsigned long long)atomic_load(&L->states), "ticks_without_state",
-                         (unsigned long long)atomic_load(&L->silent_total), "wakeup_latency", lat, "compute", comp);
+                         (unsigned long long)atomic_load(&L->silent_total), "sync_waits",
+                         (unsigned long long)atomic_load(&L->sync_waits), "sync_wait_s",
+                         (double)atomic_load(&L->sync_wait_ns) * 1e-9, "sync_timeouts",
+                         (unsigned long long)atomic_load(&L->sync_timeouts), "wakeup_latency", lat, "compute", comp);
 }
 
 static PyObject *loop_reset(LoopObject *self, PyObject *unused) {
@@ -490,6 +540,13 @@ static PyMethodDef loop_methods[] = {
     {"close", (PyCFunction)loop_close, METH_NOARGS, "close(): stop and free the loop, release the transport"},
     {"tick_once", (PyCFunction)(void (*)(void))loop_tick_once, METH_FASTCALL | METH_KEYWORDS,
      "tick_once(timeout_s=1.0) -> bool: lockstep tick in the caller's thread (GIL released)"},
+    {"wait_update", (PyCFunction)(void (*)(void))loop_wait_update, METH_FASTCALL | METH_KEYWORDS,
+     "wait_update(seen_seq, timeout_s) -> int: the sync-state counter once it differs from seen_seq or at the\n"
+     "timeout (GIL released)"},
+    {"update_snapshot", (PyCFunction)(void (*)(void))loop_update_snapshot, METH_FASTCALL | METH_KEYWORDS,
+     "update_snapshot(out=None) -> the snapshot of the latest sync state (layout of snapshot())"},
+    {"mark_processed", (PyCFunction)(void (*)(void))loop_mark_processed, METH_FASTCALL | METH_KEYWORDS,
+     "mark_processed(tick): Python finished the sync state `tick` (its references are set)"},
     {"set_references", (PyCFunction)(void (*)(void))loop_set_references, METH_FASTCALL | METH_KEYWORDS,
      "set_references(qdd=None, q=None, v=None, kp=None, kd=None, contact_wrenches=None, contacts_active=None,\n"
      "base_pose=None, base_twist=None)"},

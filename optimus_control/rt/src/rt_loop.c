@@ -3,13 +3,16 @@
 #include "rt_loop.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <math.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rt_bus.h"
 
@@ -19,6 +22,16 @@ static int64_t mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Process-private futex on a 32-bit word: wait while *addr == val (up to timeout_ns), or wake all. */
+static void futex_wait_private(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns) {
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000LL), (long)(timeout_ns % 1000000000LL)};
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
+}
+
+static void futex_wake_private(_Atomic uint32_t *addr) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
 static void *xcalloc(size_t n, size_t size, int *bad) {
@@ -51,6 +64,11 @@ rt_loop *rt_loop_create(const rt_model *model, const rt_transport *tr, const rt_
     }
     if (!(cfg->rate_hz > 0.0 && cfg->rate_hz <= 100000.0)) {
         snprintf(err, errlen, "rate_hz %g must be in (0, 100000]", cfg->rate_hz);
+        return NULL;
+    }
+    if (cfg->sync_period_ticks < 0 || (cfg->sync_period_ticks > 0 && !cfg->lockstep)) {
+        snprintf(err, errlen, "sync_period_ticks %d must be >= 0, and 0 unless the loop is lockstep",
+                 cfg->sync_period_ticks);
         return NULL;
     }
     rt_loop *L = calloc(1, sizeof(*L));
@@ -99,6 +117,7 @@ rt_loop *rt_loop_create(const rt_model *model, const rt_transport *tr, const rt_
     L->damped = xcalloc((size_t)n, 1, &bad);
     if (!bad && rt_tbuf_init(&L->refs, (size_t)L->R.count) < 0) bad = 1;
     if (!bad && rt_tbuf_init(&L->snapshot, (size_t)L->snapshot_words) < 0) bad = 1;
+    if (!bad && rt_tbuf_init(&L->update_snapshot, (size_t)L->snapshot_words) < 0) bad = 1;
     if (bad) {
         snprintf(err, errlen, "out of memory");
         rt_loop_destroy(L);
@@ -120,6 +139,8 @@ rt_loop *rt_loop_create(const rt_model *model, const rt_transport *tr, const rt_
     for (int s = 0; s < 3; ++s) L->refs.slots[(size_t)s * L->refs.n + (size_t)L->R.base_q + 6] = 1.0;
     L->tr.n_joints = n;
     atomic_init(&L->state, RT_INIT);
+    atomic_init(&L->processed_tick, -1);
+    L->last_sync_tick = -1;
     return L;
 }
 
@@ -133,6 +154,7 @@ void rt_loop_destroy(rt_loop *L) {
     free(L->fext); free(L->tau); free(L->damped);
     rt_tbuf_free(&L->refs);
     rt_tbuf_free(&L->snapshot);
+    rt_tbuf_free(&L->update_snapshot);
     free(L);
 }
 
@@ -220,8 +242,9 @@ static void loop_tick(rt_loop *L, int have_new, double now_s) {
     int bad;
     if (L->have_state && !all_finite(w, L->n_words, &bad)) fault(L, RT_REASON_NONFINITE_STATE, bad, w[bad]);
 
-    /* references */
-    const double *ref = rt_tbuf_read(&L->refs, NULL);
+    /* references; synchronised lockstep takes new ones only at sync states (after the gate), so the
+     * references computed from sync state s apply from tick s + period, never earlier on a fast machine */
+    const double *ref = L->sync_active && !L->sync_due ? rt_tbuf_front(&L->refs) : rt_tbuf_read(&L->refs, NULL);
     const int refs_present = ref[R->ctrl_seq] > 0.0 && (!L->has_ff || ref[R->base_seq] > 0.0);
     if (refs_present && !all_finite(ref, R->count, &bad)) fault(L, RT_REASON_NONFINITE_REFERENCE, bad, ref[bad]);
     double ctrl_age, base_age;
@@ -336,6 +359,10 @@ static void loop_tick(rt_loop *L, int have_new, double now_s) {
     memcpy(snap + 1 + L->n_words, tau, sizeof(double) * (size_t)n);
     snap[1 + L->n_words + n] = (double)st;
     snap[2 + L->n_words + n] = age;
+    if (L->sync_due) { /* the same words for the Python update, which must see exactly this state */
+        memcpy(rt_tbuf_back(&L->update_snapshot), snap, sizeof(double) * (size_t)L->snapshot_words);
+        rt_tbuf_commit(&L->update_snapshot);
+    }
     rt_tbuf_commit(&L->snapshot);
     atomic_fetch_add_explicit(&L->ticks, 1, memory_order_relaxed);
 }
@@ -370,24 +397,82 @@ static void run_realtime(rt_loop *L) {
     }
 }
 
-static int lockstep_step(rt_loop *L, int64_t timeout_ns) {
+/* Lockstep synchronisation (thread mode, sync_period_ticks > 0): before answering a sync state, wait
+ * until Python has finished the previous one, so references computed from sync state s apply from
+ * tick s + period exactly, whatever the machine's speed, while the QP runs during the robot side's steps.
+ * A Python side silent for lockstep_timeout_s (or 1 s) is given up on until it marks a state again: the
+ * references then go stale in sim time and the loop damps, as for any controller that stops answering. */
+static void sync_gate(rt_loop *L) {
+    const int period = L->cfg.sync_period_ticks;
+    L->sync_due = period > 0 && L->state_tick % period == 0;
+    if (!L->sync_due || L->last_sync_tick < 0) return;
+    if (L->sync_bypass) {
+        if (atomic_load_explicit(&L->processed_tick, memory_order_acquire) == L->bypass_processed) return;
+        L->sync_bypass = 0;
+    }
+    if (atomic_load_explicit(&L->processed_tick, memory_order_acquire) >= L->last_sync_tick) return;
+    const int64_t start = mono_ns();
+    const int64_t limit = (int64_t)((L->cfg.lockstep_timeout_s > 0 ? L->cfg.lockstep_timeout_s : 1.0) * 1e9);
+    atomic_fetch_add_explicit(&L->sync_waits, 1, memory_order_relaxed);
+    for (;;) {
+        const uint32_t seq = atomic_load_explicit(&L->processed_seq, memory_order_acquire);
+        const int64_t done = atomic_load_explicit(&L->processed_tick, memory_order_acquire);
+        if (done >= L->last_sync_tick || atomic_load_explicit(&L->stop, memory_order_acquire)) break;
+        const int64_t waited = mono_ns() - start;
+        if (waited >= limit) {
+            atomic_fetch_add_explicit(&L->sync_timeouts, 1, memory_order_relaxed);
+            L->sync_bypass = 1;
+            L->bypass_processed = done;
+            break;
+        }
+        const int64_t left = limit - waited;
+        futex_wait_private(&L->processed_seq, seq, left < 20000000LL ? left : 20000000LL);
+    }
+    atomic_fetch_add_explicit(&L->sync_wait_ns, (uint64_t)(mono_ns() - start), memory_order_relaxed);
+}
+
+static int lockstep_step(rt_loop *L, int64_t timeout_ns, int sync) {
     const int r = L->tr.wait_state(L->tr.ctx, L->state_tick, timeout_ns, &L->stop);
     if (r != 1) return r;
-    const int64_t t0 = mono_ns();
     const int have = L->tr.read_state(L->tr.ctx, &L->state_tick, L->words);
     if (have != 1) return 0;
+    if (sync) sync_gate(L);
+    const int64_t t0 = mono_ns();
     loop_tick(L, 1, L->words[rt_sw_time()]);
     rt_hist_add(&L->compute, mono_ns() - t0);
+    if (L->sync_due) {
+        L->sync_due = 0;
+        L->last_sync_tick = L->state_tick;
+        atomic_fetch_add_explicit(&L->update_seq, 1, memory_order_release);
+        futex_wake_private(&L->update_seq);
+    }
     return 1;
 }
 
+uint32_t rt_loop_wait_update(rt_loop *L, uint32_t seen_seq, int64_t timeout_ns) {
+    const int64_t deadline = mono_ns() + timeout_ns;
+    for (;;) {
+        const uint32_t seq = atomic_load_explicit(&L->update_seq, memory_order_acquire);
+        const int64_t left = deadline - mono_ns();
+        if (seq != seen_seq || left <= 0) return seq;
+        futex_wait_private(&L->update_seq, seq, left);
+    }
+}
+
+void rt_loop_mark_processed(rt_loop *L, int64_t tick) {
+    atomic_store_explicit(&L->processed_tick, tick, memory_order_release);
+    atomic_fetch_add_explicit(&L->processed_seq, 1, memory_order_release);
+    futex_wake_private(&L->processed_seq);
+}
+
 static void run_lockstep(rt_loop *L) {
+    L->sync_active = L->cfg.sync_period_ticks > 0;
     const int64_t timeout = (int64_t)(L->cfg.lockstep_timeout_s * 1e9);
     const int64_t slice = 20000000LL;
     int64_t silent_since = mono_ns();
     int reported = 0;
     while (!atomic_load_explicit(&L->stop, memory_order_acquire)) {
-        const int r = lockstep_step(L, slice);
+        const int r = lockstep_step(L, slice, L->sync_active);
         if (r < 0) break;
         const int64_t now = mono_ns();
         if (r == 1) {
@@ -418,6 +503,7 @@ static void *loop_thread(void *arg) {
     prefault_stack();
     if (L->cfg.lockstep) run_lockstep(L);
     else run_realtime(L);
+    L->sync_active = 0;
     return NULL;
 }
 
@@ -437,6 +523,12 @@ int rt_loop_start(rt_loop *L) {
     atomic_store(&L->silent_total, 0);
     rt_hist_reset(&L->latency);
     rt_hist_reset(&L->compute);
+    L->last_sync_tick = -1;
+    L->sync_due = L->sync_bypass = 0;
+    atomic_store(&L->processed_tick, -1);
+    atomic_store(&L->sync_waits, 0);
+    atomic_store(&L->sync_wait_ns, 0);
+    atomic_store(&L->sync_timeouts, 0);
 
     L->mlock_err = -1;
     if (L->cfg.lock_memory) {
@@ -516,7 +608,7 @@ void rt_loop_stop(rt_loop *L) {
 
 int rt_loop_tick_once(rt_loop *L, int64_t timeout_ns) {
     if (atomic_load(&L->state) == RT_STOPPED) apply_reset(L);
-    const int r = lockstep_step(L, timeout_ns);
+    const int r = lockstep_step(L, timeout_ns, 0);
     if (r == 1) return 1;
     const int have = L->tr.read_state(L->tr.ctx, &L->state_tick, L->words);
     if (have == 1) {

@@ -43,6 +43,9 @@ typedef struct {
     int rt_priority;            /* SCHED_FIFO priority, <= 0: do not ask */
     int cpu;                    /* CPU to pin the thread to, < 0: no pinning */
     int lock_memory;            /* mlockall while running */
+    int sync_period_ticks;      /* lockstep thread: Python updates from every state whose tick is a multiple of
+                                 * this; such a state is answered only once Python finished the previous one
+                                 * (rt_loop_mark_processed). 0: never wait for Python. */
 } rt_loop_config;
 
 /* Layout of the reference words (offsets filled by rt_loop_create). */
@@ -77,6 +80,17 @@ typedef struct rt_loop {
     _Atomic int64_t reason_value_bits, ctrl_age_ns;
     _Atomic uint64_t ticks, misses, skipped, states, silent_total;
     rt_hist latency, compute;
+
+    /* lockstep synchronisation with the Python update (sync_period_ticks > 0, thread mode) */
+    rt_tbuf update_snapshot;           /* loop -> Python: the snapshot of each sync state */
+    _Atomic uint32_t update_seq;       /* bumped (futex word) after each sync snapshot */
+    _Atomic uint32_t processed_seq;    /* bumped (futex word) by rt_loop_mark_processed */
+    _Atomic int64_t processed_tick;    /* latest sync state Python has finished with */
+    int64_t last_sync_tick;            /* latest sync state published by the loop (-1: none) */
+    int sync_active;                   /* the lockstep thread runs with sync_period_ticks > 0 */
+    int sync_due, sync_bypass;         /* this tick is a sync state; Python timed out (no waiting until it marks) */
+    int64_t bypass_processed;
+    _Atomic uint64_t sync_waits, sync_wait_ns, sync_timeouts;
     pthread_t thread;
     int thread_alive;
     int fifo_err, mlock_err, affinity_err, locked;
@@ -98,6 +112,10 @@ int rt_loop_tick_once(rt_loop *L, int64_t timeout_ns);
 /* Publishes the staging references (Python side). ctrl/base say which groups were refreshed. */
 void rt_loop_publish_refs(rt_loop *L, int ctrl, int base);
 void rt_loop_request_reset(rt_loop *L);
+/* Python side of the lockstep synchronisation: wait (up to timeout_ns) until update_seq differs from
+ * seen_seq; returns the current update_seq. mark_processed: Python finished the sync state `tick`. */
+uint32_t rt_loop_wait_update(rt_loop *L, uint32_t seen_seq, int64_t timeout_ns);
+void rt_loop_mark_processed(rt_loop *L, int64_t tick);
 double rt_loop_reason_value(rt_loop *L);
 
 #endif

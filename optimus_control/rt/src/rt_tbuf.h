@@ -66,4 +66,7 @@ static inline const double *rt_tbuf_read(rt_tbuf *t, int *fresh) {
     return t->slots + (size_t)t->front * t->n;
 }
 
+/* Reader: the slot of the previous rt_tbuf_read, without taking a newer write. */
+static inline const double *rt_tbuf_front(const rt_tbuf *t) { return t->slots + (size_t)t->front * t->n; }
+
 #endif

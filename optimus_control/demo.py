@@ -31,6 +31,7 @@ from optimus_control.planning import load_job
 JOB_ENTRY = "task_planner: job"
 SAMPLE_PERIOD_S = 0.1  # sim-time period of the CoM/CoP and hand-error samples
 DEFAULT_DOMAIN_ID = 42
+OBSERVER_NICE = 10  # the monitor's priority below the nodes (see DemoMonitor._spin)
 
 
 class DemoMonitor:
@@ -89,6 +90,12 @@ class DemoMonitor:
         n.create_subscription(PoseStamped, "/sim/base_pose", self._on_truth_base, best_effort)
 
     def _spin(self) -> None:
+        # This observer must not take CPU from the lockstep chain it watches (sim + controller): on Linux
+        # a nice value applies to the calling thread only, so the launched nodes keep theirs.
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), OBSERVER_NICE)
+        except (AttributeError, OSError):
+            pass
         while self.context.ok():
             try:
                 self.executor.spin_once(timeout_sec=0.2)

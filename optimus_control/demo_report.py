@@ -80,6 +80,8 @@ def write_demo_report(folder: Path, job: JobSpec, planner_summary: dict[str, Any
         "max_torque_joint": max(rec.max_torque_ratio, key=rec.max_torque_ratio.get, default=None),
         "loop_deadline_misses": _int(rec.controller.get("loop_deadline_misses")),
         "loop_ticks": _int(rec.controller.get("loop_ticks")),
+        "loop_waits_for_qp": _int(rec.controller.get("loop_sync_waits")),
+        "loop_wait_for_qp_s": _float(rec.controller.get("loop_sync_wait_s")),
         "qp_failures": _int(rec.controller.get("qp_failures")),
         "controller_state_at_end": rec.controller.get("controller_state"),
         "sim_time_s": run.get("sim_time_s"),
@@ -187,6 +189,13 @@ def _save(fig, path: Path) -> Path:
 def _int(text: str | None) -> int | None:
     try:
         return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text)
     except (TypeError, ValueError):
         return None
 

@@ -60,6 +60,9 @@ def resolve(name: str, **arguments: str) -> Interpreter:
     return interpreter
 
 
+LAUNCH_PREFIXES = {"perception": ["nice", "-n", "10"], "task_planner": ["nice", "-n", "10"]}
+
+
 def parameters(cmd: list[str]) -> dict[str, object]:
     """-p name:=value pairs (values read as YAML like rcl does) and the values of the parameter files
     the launcher generated (every file after the node's config file); later ones win."""
@@ -84,16 +87,19 @@ def test_shipped_file_resolves_with_defaults(name, stub_prefix):
     assert [p.label for p in interpreter.processes] == EXPECTED_NODES[name]
     for process in interpreter.processes:
         node = process.node_name
-        assert process.cmd[0] == str(stub_prefix / "lib" / "optimus_control" / node)
+        prefix = LAUNCH_PREFIXES.get(node, [])  # perception and planner run below the control path
+        assert process.cmd[:len(prefix)] == prefix
+        cmd = process.cmd[len(prefix):]
+        assert cmd[0] == str(stub_prefix / "lib" / "optimus_control" / node)
         assert process.output == "screen" and process.on_exit_shutdown
         assert process.namespace == "/"
         ros_args = process.ros_args
         assert ros_args[:4] == ["-r", f"__node:={node}", "-r", "__ns:=/"]
         params_file = Path(ros_args[ros_args.index("--params-file") + 1])
         assert params_file.name == f"{node}.yaml" and params_file.is_file()
-        assert ["--ros-args", "--log-level", "info"] == process.cmd[1:4]
+        assert ["--ros-args", "--log-level", "info"] == cmd[1:4]
         fixed = FILE_FIXED_PARAMETERS.get(name, {}).get(node, {})
-        assert parameters(process.cmd) == {"use_sim_time": True, **NODE_PARAMETERS[node], **fixed}
+        assert parameters(cmd) == {"use_sim_time": True, **NODE_PARAMETERS[node], **fixed}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_NODES))
@@ -108,10 +114,11 @@ def test_shipped_file_takes_overrides(name, stub_prefix):
     for process in interpreter.processes:
         node = process.node_name
         assert process.namespace == "/robot1"
-        assert ["--log-level", "debug"] == process.cmd[2:4]
+        cmd = process.cmd[len(LAUNCH_PREFIXES.get(node, [])):]
+        assert ["--log-level", "debug"] == cmd[2:4]
         want = {k: expected_values[k] for k in NODE_PARAMETERS[node]}
         want.update(FILE_FIXED_PARAMETERS.get(name, {}).get(node, {}))
-        assert parameters(process.cmd) == {"use_sim_time": False, **want}
+        assert parameters(cmd) == {"use_sim_time": False, **want}
 
 
 def test_invalid_choice_is_rejected_before_anything_starts(stub_prefix):

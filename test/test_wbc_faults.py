@@ -123,3 +123,33 @@ def test_stale_estimator_input_holds_then_damps(runner):
     assert ControllerState.HOLDING in states
     assert modes[-1] == (ControllerState.DAMPING, LoopMode.DAMP)
     assert "stale estimator input" in ctl.status().fault
+
+
+def test_reference_delay_applies_each_update_one_period_later(robot):
+    """The in-process runner reproduces the node's lockstep timing: the references computed at tick k
+    (an update tick) drive ticks k + delay ... k + delay + period - 1, the first ones at once."""
+    world = SimWorld(robot)
+    try:
+        r = LockstepRunner(world, robot, reference_delay_ticks=2)
+        assert r.ticks_per_update == 2
+        computed: dict[int, object] = {}
+        update = r.controller.update
+
+        def recording_update(*args, **kwargs):
+            refs = update(*args, **kwargs)
+            computed[r.tick] = refs
+            return refs
+
+        r.controller.update = recording_update
+        r.start()
+        applied = []
+        for _ in range(12):
+            r.step(lambda rr: applied.append((rr.tick, rr.refs)))
+        assert sorted(computed) == list(range(0, 12, 2))
+        for tick, refs in applied:
+            source = 0 if tick < 2 else 2 * ((tick - 2) // 2)
+            assert refs is computed[source], f"tick {tick}"
+        with pytest.raises(ValueError, match="reference_delay_ticks"):
+            LockstepRunner(world, robot, reference_delay_ticks=-1)
+    finally:
+        world.close()

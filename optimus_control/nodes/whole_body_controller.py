@@ -309,6 +309,9 @@ class WholeBodyControllerNode(Node):
                   "gain_factor_min": f"{self.controller.gain_factor_min:.3f}",
                   "loop_state": loop_status.state.name, "loop_message": loop_status.message,
                   "loop_ticks": str(stats.get("ticks", "")), "loop_deadline_misses": str(stats.get("deadline_misses", "")),
+                  # lockstep: how often and how long [s, wall] the loop held the robot side for the QP update
+                  "loop_sync_waits": str(stats.get("sync_waits", "")),
+                  "loop_sync_wait_s": f"{stats.get('sync_wait_s', 0.0):.3f}",
                   "last_goal_error": self._last_report,
                   "contacts": ", ".join(f"{k}={v:.2f}" for k, v in status.contacts.items())}
         diag = DiagnosticArray()

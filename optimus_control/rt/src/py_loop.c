@@ -447,33 +447,29 @@ fail:
     return NULL;
 }
 
-static PyObject *loop_snapshot(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+/* snapshot() and update_snapshot(): the latest write of one of the loop's snapshot buffers, into `out`. */
+static PyObject *read_snapshot(LoopObject *self, const char *fname, int update, PyObject *const *args,
+                               Py_ssize_t nargs, PyObject *kwnames) {
     static const char *const names[] = {"out"};
     PyObject *o[1];
-    if (rtpy_parse_args("snapshot", args, nargs, kwnames, names, 1, 0, o) < 0) return NULL;
+    if (rtpy_parse_args(fname, args, nargs, kwnames, names, 1, 0, o) < 0) return NULL;
     if (!loop_ready(self)) return NULL;
     Py_buffer out;
-    PyObject *res = rtpy_output(o[0], self->shape_snapshot, &out, self->L->snapshot_words, "snapshot");
+    PyObject *res = rtpy_output(o[0], self->shape_snapshot, &out, self->L->snapshot_words, fname);
     if (!res) return NULL;
-    const double *s = rt_tbuf_read(&self->L->snapshot, NULL);
+    const double *s = rt_tbuf_read(update ? &self->L->update_snapshot : &self->L->snapshot, NULL);
     memcpy(out.buf, s, sizeof(double) * (size_t)self->L->snapshot_words);
     PyBuffer_Release(&out);
     return res;
 }
 
+static PyObject *loop_snapshot(LoopObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    return read_snapshot(self, "snapshot", 0, args, nargs, kwnames);
+}
+
 static PyObject *loop_update_snapshot(LoopObject *self, PyObject *const *args, Py_ssize_t nargs,
                                       PyObject *kwnames) {
-    static const char *const names[] = {"out"};
-    PyObject *o[1];
-    if (rtpy_parse_args("update_snapshot", args, nargs, kwnames, names, 1, 0, o) < 0) return NULL;
-    if (!loop_ready(self)) return NULL;
-    Py_buffer out;
-    PyObject *res = rtpy_output(o[0], self->shape_snapshot, &out, self->L->snapshot_words, "update_snapshot");
-    if (!res) return NULL;
-    const double *s = rt_tbuf_read(&self->L->update_snapshot, NULL);
-    memcpy(out.buf, s, sizeof(double) * (size_t)self->L->snapshot_words);
-    PyBuffer_Release(&out);
-    return res;
+    return read_snapshot(self, "update_snapshot", 1, args, nargs, kwnames);
 }
 
 static PyObject *loop_status(LoopObject *self, PyObject *unused) {

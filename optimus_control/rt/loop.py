@@ -165,6 +165,7 @@ class Loop:
             sync_period_ticks=int(config.sync_period_ticks))
         layout = self._core.layout()
         self._snapshot = np.zeros(layout["snapshot_words"])
+        self._update_snapshot = np.zeros(layout["snapshot_words"])  # its own buffer: read_state may run elsewhere
         self._update_seq = 0
         self._state_words = _rtcore.bus_layout(n, self.n_feet)
         self._ref_words = layout
@@ -228,7 +229,6 @@ class Loop:
         """Leave DAMPING/FAULT at the next tick (to INIT, RUNNING again once references are fresh)."""
         self._core.reset()
 
-    # ---- reading -------------------------------------------------------------------------------------
     # ---- lockstep synchronisation (sync_period_ticks > 0) ----------------------------------------------
     def wait_update_state(self, timeout_s: float = 0.1) -> RobotState | None:
         """The next sync state to update the references from (waits, GIL released); None on timeout.
@@ -240,12 +240,13 @@ class Loop:
         if seq == self._update_seq:
             return None
         self._update_seq = seq
-        return self._state_from(self._core.update_snapshot(self._snapshot))
+        return self._state_from(self._core.update_snapshot(self._update_snapshot))
 
     def mark_processed(self, tick: int) -> None:
         """The update for sync state ``tick`` is done (its references are set): the loop may go on."""
         self._core.mark_processed(int(tick))
 
+    # ---- reading -------------------------------------------------------------------------------------
     def read_state(self) -> RobotState:
         """The latest state the loop received (joints, IMU, foot wrenches) and the torques it answered."""
         return self._state_from(self._core.snapshot(self._snapshot))

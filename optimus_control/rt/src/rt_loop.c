@@ -351,8 +351,7 @@ static void loop_tick(rt_loop *L, int have_new, double now_s) {
     }
     st = atomic_load_explicit(&L->state, memory_order_relaxed);
     const int reason = atomic_load_explicit(&L->reason, memory_order_relaxed);
-    if (L->have_state) L->tr.write_command(L->tr.ctx, L->state_tick, tau, st, reason);
-
+    /* snapshot first, command second: whoever got the command finds its tick in read_state() */
     double *snap = rt_tbuf_back(&L->snapshot);
     snap[0] = (double)L->state_tick;
     memcpy(snap + 1, L->words, sizeof(double) * (size_t)L->n_words);
@@ -365,6 +364,7 @@ static void loop_tick(rt_loop *L, int have_new, double now_s) {
     }
     rt_tbuf_commit(&L->snapshot);
     atomic_fetch_add_explicit(&L->ticks, 1, memory_order_relaxed);
+    if (L->have_state) L->tr.write_command(L->tr.ctx, L->state_tick, tau, st, reason);
 }
 
 /* ---- threads ------------------------------------------------------------------------------------ */

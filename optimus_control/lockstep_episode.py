@@ -201,8 +201,7 @@ def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, ti
         world.reset_robot(scene.robot_q)
         settings = load_wbc_settings()
         # The node's lockstep timing: references from a state apply one update period later.
-        update_period_ticks = max(1, int(round(1.0 / (settings.rate_hz * world.params.time_step_s))))
-        runner = LockstepRunner(world, robot, settings, reference_delay_ticks=update_period_ticks)
+        runner = LockstepRunner(world, robot, settings, reference_delay_ticks=settings.ticks_per_update)
         runner.start()
         perception = InProcessPerception(robot, world, PerceptionParams.from_dict(
             {k: v for k, v in node_parameters("perception.yaml", "perception")[0].items()

@@ -17,6 +17,7 @@ from optimus_control.control.reference_tracker import ReferenceTracker
 from optimus_control.control.references import ControlReferences
 from optimus_control.control.wbc_settings import WbcSettings
 from optimus_control.control.whole_body_controller import WholeBodyController
+from optimus_control.errors import ConfigError
 from optimus_control.estimation import BaseState, FloatingBaseEstimator
 from optimus_control.model import RobotModel
 
@@ -39,8 +40,11 @@ class LockstepRunner:
         self.estimator = FloatingBaseEstimator(robot)
         self.controller = WholeBodyController(robot, settings)
         self.tracker = ReferenceTracker(robot.model, robot.limits.effort, robot.config.damping_gain)
-        dt = world.params.time_step_s
-        self.ticks_per_update = max(1, int(round(1.0 / (self.controller.settings.rate_hz * dt))))
+        loop_period_s = self.controller.settings.loop_period_s
+        if abs(world.params.time_step_s - loop_period_s) > 1e-12:
+            raise ConfigError(f"LockstepRunner: the world steps {world.params.time_step_s} s but the controller's "
+                              f"loop_period_s is {loop_period_s} s; one physics step must be one loop tick")
+        self.ticks_per_update = self.controller.settings.ticks_per_update
         if reference_delay_ticks < 0:
             raise ValueError(f"reference_delay_ticks must be >= 0, got {reference_delay_ticks}")
         self.reference_delay_ticks = int(reference_delay_ticks)

@@ -102,6 +102,11 @@ class WbcSettings:
     posture_presets: dict = field(default_factory=dict)
     joint_limit_margins_rad: dict = field(default_factory=dict)
 
+    @property
+    def ticks_per_update(self) -> int:
+        """Loop ticks per QP update: the node's lockstep sync period and the in-process runner's update step."""
+        return max(1, int(round(1.0 / (self.rate_hz * self.loop_period_s))))
+
     @classmethod
     def from_mapping(cls, values: dict[str, Any], where: str = "whole_body_controller") -> WbcSettings:
         """Build from a nested mapping; unknown keys are errors (with a suggestion)."""

@@ -85,7 +85,7 @@ class WholeBodyControllerNode(Node):
         # instead of starving the loop), references from state s apply from tick s + period exactly, and the
         # QP runs while the simulator steps. Real time: the native loop thread runs on its own clock.
         self.lockstep = p["mode"] == "lockstep"
-        self.ticks_per_update = max(1, int(round(1000.0 / self.settings.rate_hz)))
+        self.ticks_per_update = self.settings.ticks_per_update
         config = LoopConfig.for_robot(self.robot, mode=p["mode"],
                                       sync_period_ticks=self.ticks_per_update if self.lockstep else 0)
         self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -43,6 +44,32 @@ def ros_env(domain_id: int) -> dict[str, str]:
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                RMW_IMPLEMENTATION="rmw_fastrtps_cpp", PYTHONUNBUFFERED="1")
     return env
+
+
+# Domain ids that Fast DDS maps to ports outside Linux's ephemeral range; one lock file each under /tmp, so
+# concurrent pytest workers (and concurrent clones running tests) never share a domain.
+_DOMAIN_RANGE = range(1, 101)
+
+
+def claim_free_ros_domain() -> tuple[int, object]:
+    """A domain id no other test process holds, and the open lock file that holds it (close to release)."""
+    for domain_id in _DOMAIN_RANGE:
+        handle = open(f"/tmp/optimus_control_ros_domain_{domain_id}.lock", "w")  # noqa: SIM115 (held open)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return domain_id, handle
+    raise RuntimeError(f"no free ROS domain id in {_DOMAIN_RANGE}: every lock under /tmp is held")
+
+
+@pytest.fixture(scope="module")
+def ros_domain_id():
+    """A ROS_DOMAIN_ID of this test module's own for the nodes it starts (held until the module ends)."""
+    domain_id, handle = claim_free_ros_domain()
+    yield domain_id
+    handle.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 RT_SOURCES := $(wildcard optimus_control/rt/src/*.c optimus_control/rt/src/*.h)
 RT_STAMP := $(VENV)/.rt-stamp
 
-.PHONY: setup demo factory-demo pick-demo test bench lint urdf clean
+.PHONY: setup demo factory-demo pick-demo test test-fast bench lint urdf clean
 
 setup: $(STAMP) $(RT_STAMP)
 
@@ -33,8 +33,17 @@ factory-demo: demo
 pick-demo: setup
 	$(PY) -m optimus_control.pick_demo
 
+# Tests that start processes or depend on timing (markers in setup.cfg) run one at a time after the others,
+# which share the cores (pytest-xdist); exit status 5 (no test in a group) counts as success.
+SERIAL := ros or launcher or realtime
+PYTEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q test
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) -m "not ($(SERIAL))" test || [ $$? -eq 5 ]
+	$(PY) -m pytest -q -p no:cacheprovider -m "$(SERIAL)" test || [ $$? -eq 5 ]
+
+# The inner loop: unit tests only (no processes, no physics episodes), under two minutes.
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) -m "not ($(SERIAL) or sim)" test
 
 bench: setup
 	$(PY) -m benchmarks

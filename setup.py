@@ -68,7 +68,7 @@ setup(
         "matplotlib>=3.8,<4",
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "wheel>=0.40", "ruff>=0.5", "colcon-common-extensions>=0.3,<1", "daqp>=0.5,<1",
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "wheel>=0.40", "ruff>=0.5", "colcon-common-extensions>=0.3,<1", "daqp>=0.5,<1",
                  "quadprog>=0.1.11,<1", "osqp>=0.6,<2", "qpsolvers>=4,<5"],
     },
     zip_safe=False,

@@ -64,6 +64,16 @@ def claim_free_ros_domain() -> tuple[int, object]:
     raise RuntimeError(f"no free ROS domain id in {_DOMAIN_RANGE}: every lock under /tmp is held")
 
 
+_held_domains: list[object] = []
+
+
+def free_ros_domain() -> int:
+    """A domain id held by this test process until it exits (for module-level constants)."""
+    domain_id, handle = claim_free_ros_domain()
+    _held_domains.append(handle)
+    return domain_id
+
+
 @pytest.fixture(scope="module")
 def ros_domain_id():
     """A ROS_DOMAIN_ID of this test module's own for the nodes it starts (held until the module ends)."""

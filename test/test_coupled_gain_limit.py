@@ -17,6 +17,8 @@ from optimus_control.control.lockstep_runner import LockstepRunner
 from optimus_control.control.whole_body_controller import discretisation_safe_gains
 from optimus_control.sim.world import SimWorld
 
+pytestmark = pytest.mark.sim
+
 DT = 0.001
 # Right arm where the sorting cell's seed 9 went unstable: shoulder roll near -pi/2 lines up the shoulder
 # pitch and yaw axes; shoulder yaw and wrist yaw at opposite limits.

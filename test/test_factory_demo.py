@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import two_box_scene
+from conftest import free_ros_domain, two_box_scene
 
-DOMAIN_ID = 123
+pytestmark = pytest.mark.launcher
+
+DOMAIN_ID = free_ros_domain()
 SEED = 0
 WALL_LIMIT_S = 600.0  # a hung episode ends here instead of blocking CI; the job's own limit is 120 s of sim time
 

@@ -17,6 +17,8 @@ from conftest import two_box_scene
 
 from optimus_control.lockstep_episode import run_episode
 
+pytestmark = pytest.mark.sim
+
 KNOCK_FORCE_N = (0.0, 0.0, -250.0)  # on the box, for KNOCK_STEPS physics steps of 1 ms
 KNOCK_STEPS = 60
 LIFTED_M = 0.04  # the box counts as lifted when its centre is this far above where it started

@@ -8,7 +8,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.launcher
 
 SHARE = "optimus_control-0.1.0.data/data/share"
 EXECUTABLES = {"sim", "whole_body_controller", "perception", "task_planner"}

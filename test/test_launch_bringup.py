@@ -3,30 +3,21 @@ own ROS domain), and SIGINT shuts every process down cleanly with nothing left b
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import time
 
 import pytest
+from conftest import free_ros_domain
 from launch_fixtures.launcher import Launcher, assert_gone
 
 from optimus_control.model import share_dir
 
-DOMAIN_ID = 61
+DOMAIN_ID = free_ros_domain()
 WAIT_S = 120.0  # first messages after PyBullet + Pinocchio start-up on a loaded 2-core machine
 
 
-def _nodes_importable() -> bool:
-    try:
-        return all(importlib.util.find_spec(f"optimus_control.nodes.{m}") is not None
-                   for m in ("sim", "whole_body_controller"))
-    except ModuleNotFoundError:
-        return False
-
-
-@pytest.mark.skipif(not _nodes_importable(),
-                    reason="optimus_control.nodes.sim / .whole_body_controller are not written yet")
+@pytest.mark.launcher
 def test_sim_launch_brings_up_robot_topics_and_shuts_down_on_sigint(tmp_path, monkeypatch):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor

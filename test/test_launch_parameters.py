@@ -16,13 +16,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import free_ros_domain
 
 from optimus_control.launch import LaunchContext
 from optimus_control.launch.interpreter import Interpreter
 
+pytestmark = pytest.mark.ros
+
 REPO = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).resolve().parent / "launch_fixtures" / "param_probe_node.py"
-DOMAIN_ID = "66"
+DOMAIN_ID = str(free_ros_domain())
 
 
 @pytest.fixture()

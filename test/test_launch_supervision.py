@@ -15,15 +15,20 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import free_ros_domain
 from launch_fixtures.launcher import Launcher, assert_gone
 from launch_fixtures.prefixes import make_prefix, with_prefix
+
+pytestmark = pytest.mark.launcher
+
+DOMAIN_ID = free_ros_domain()
 
 
 @pytest.fixture()
 def env(tmp_path) -> dict[str, str]:
     prefix = make_prefix(tmp_path, "fixture_pkg", ["worker"])
     out = with_prefix(os.environ, prefix)
-    out.update(ROS_LOG_DIR=str(tmp_path / "ros_log"), ROS_DOMAIN_ID="62", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    out.update(ROS_LOG_DIR=str(tmp_path / "ros_log"), ROS_DOMAIN_ID=str(DOMAIN_ID), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     return out
 
 

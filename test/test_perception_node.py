@@ -9,50 +9,25 @@ turning 'lost', and clear errors naming the topic for a wrong encoding and misma
 
 from __future__ import annotations
 
-import fcntl
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ros_env
+from conftest import free_ros_domain, ros_env
 from test_perception_sim_scenes import TABLE_TOP_M, TABLE_YAML, open_sim_scene
 
-DOMAIN_ID = 81
+pytestmark = pytest.mark.ros
+
+DOMAIN_ID = free_ros_domain()
 LOST_AFTER_S = 0.6
 FRAME_DT_S = 0.1
 T0_S = 1000.0  # stamps of the fake robot clock (the node takes stamps from the messages)
-DOMAIN_LOCK_WAIT_S = 600.0
 
 
 @pytest.fixture(scope="module")
-def domain_lock():
-    """Own DOMAIN_ID for this module: wait while another run of this test (another checkout or engineer on
-    the machine) holds it, else each node hears the other driver's images and each driver the other node's
-    markers. The OS releases the lock when the holder exits, even if it is killed."""
-    path = Path(tempfile.gettempdir()) / f"optimus_control_ros_domain_{DOMAIN_ID}.lock"
-    with open(path, "a") as lock:
-        end = time.monotonic() + DOMAIN_LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > end:
-                    pytest.fail(f"ROS_DOMAIN_ID {DOMAIN_ID} still in use by another test run after "
-                                f"{DOMAIN_LOCK_WAIT_S:.0f} s (lock {path})")
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@pytest.fixture(scope="module")
-def ros(domain_lock, monkeypatch_module, tmp_path_factory):
+def ros(monkeypatch_module, tmp_path_factory):
     env = ros_env(DOMAIN_ID)
     for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION"):
         monkeypatch_module.setenv(key, env[key])

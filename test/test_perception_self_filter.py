@@ -15,6 +15,8 @@ from optimus_control.perception.pipeline import PerceptionPipeline
 from optimus_control.perception.robot_view import RobotView
 from optimus_control.perception.self_filter import held_by_gripper, robot_pixel_mask
 
+pytestmark = pytest.mark.sim
+
 TABLE_YAML = """
 scene: {name: perception_self, description: An empty table in front of the robot.}
 robot: {position: [0.0, 0.0], yaw_deg: 0.0}
@@ -26,7 +28,7 @@ TABLE_TOP_M = 0.75
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    sim_camera = pytest.importorskip("optimus_control.sim.camera")
+    from optimus_control.sim import camera as sim_camera
     from optimus_control.sim.scene_builder import build_scene
     from optimus_control.sim.scene_spec import load_scene
     from optimus_control.sim.world import SimWorld

@@ -19,6 +19,8 @@ from optimus_control.model import RobotModel
 from optimus_control.perception import PinholeCamera
 from optimus_control.perception.pipeline import PerceptionPipeline
 
+pytestmark = pytest.mark.sim
+
 N_SCENES = 50
 VIEWS_PER_SCENE = 2  # two head poses per scene -> 100 frames
 NECK_PITCH_RAD = (0.62, 0.78)  # looking 35-45 deg down at the table
@@ -93,7 +95,7 @@ def _in_view(camera: PinholeCamera, rotation, position, centre, size, yaw, margi
 
 @pytest.fixture(scope="module")
 def both_figures(tmp_path_factory):
-    sim_camera = pytest.importorskip("optimus_control.sim.camera")
+    from optimus_control.sim import camera as sim_camera
     from optimus_control.sim.scene_builder import build_scene
     from optimus_control.sim.scene_spec import load_scene
     from optimus_control.sim.world import SimWorld
@@ -265,7 +267,6 @@ furniture:
 def bin_views(tmp_path_factory):
     """Bins on stands (as in a sorting cell), seen with the robot turned towards them: (bin specs, detections
     per view)."""
-    pytest.importorskip("optimus_control.sim.camera")
     import pinocchio as pin
 
     from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
@@ -322,7 +323,6 @@ def test_sim_boxes_on_the_roller_table(tmp_path):
     """The sorting cell's roller table (rollers with gaps, not a flat top) supports its boxes: every fully
     seen box is found, with the issue's accuracy, over 8 seeds looking down at the table (arms lowered: with the
     hands above the table, boxes whose outline they touch are honestly reported partial, see the README)."""
-    pytest.importorskip("optimus_control.sim.camera")
     from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
     from optimus_control.sim.scene_builder import build_scene
     from optimus_control.sim.scene_spec import load_scene

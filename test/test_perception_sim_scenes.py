@@ -19,6 +19,8 @@ from optimus_control.model import RobotModel
 from optimus_control.perception import PinholeCamera
 from optimus_control.perception.pipeline import PerceptionPipeline
 
+pytestmark = pytest.mark.sim
+
 TABLE_TOP_M = 0.75
 COLOURS = {  # the sim's named colours (optimus_control.sim.scene_spec.COLOURS) as 0..1 RGBA
     "red": (0.85, 0.1, 0.1, 1.0), "green": (0.1, 0.7, 0.2, 1.0), "blue": (0.1, 0.25, 0.85, 1.0),
@@ -90,7 +92,7 @@ class SimScene:
 
 def open_sim_scene(scene_yaml: str, directory: Path, seed: int = 0) -> SimScene:
     """Build a scene file (YAML text) in the simulator, robot at its start pose; skips if the sim lacks a camera."""
-    sim_camera = pytest.importorskip("optimus_control.sim.camera")
+    from optimus_control.sim import camera as sim_camera
     from optimus_control.sim.scene_builder import build_scene
     from optimus_control.sim.scene_spec import load_scene
     from optimus_control.sim.world import SimWorld

@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ros_env
+from conftest import REPO, free_ros_domain, ros_env
 
-DOMAIN_NODE = 93
-DOMAIN_BAD_JOB = 94
+pytestmark = pytest.mark.ros
+
+DOMAIN_NODE = free_ros_domain()
+DOMAIN_BAD_JOB = free_ros_domain()
 
 
 def start_node(domain: int, *params: str) -> subprocess.Popen:
@@ -218,7 +220,7 @@ def test_message_conversions():
     assert pose.pose.orientation.z == pytest.approx(0.2474, abs=1e-4) and pose.pose.orientation.w > 0.96
 
 
-DOMAIN_EPISODE = 95
+DOMAIN_EPISODE = free_ros_domain()
 
 
 def test_node_runs_a_two_box_episode_over_ros(tmp_path, monkeypatch):

@@ -6,9 +6,14 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import ros_env
+import pytest
+from conftest import free_ros_domain, ros_env
 
-DOMAIN_ID = 11
+pytestmark = pytest.mark.ros
+
+DOMAIN_ID = free_ros_domain()
+SECOND_DOMAIN_ID = free_ros_domain()
+THIRD_DOMAIN_ID = free_ros_domain()
 
 TALKER = textwrap.dedent("""
     import time, rclpy
@@ -63,11 +68,11 @@ def test_joint_state_crosses_processes():
 
 def test_other_domain_does_not_hear_it():
     """Isolation: a listener on another domain id receives nothing from the talker."""
-    talker = subprocess.Popen([sys.executable, "-c", TALKER], env=ros_env(DOMAIN_ID + 1),
+    talker = subprocess.Popen([sys.executable, "-c", TALKER], env=ros_env(SECOND_DOMAIN_ID),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     quick_listener = LISTENER.replace("25.0", "4.0")
     try:
-        listener = subprocess.run([sys.executable, "-c", quick_listener], env=ros_env(DOMAIN_ID + 2),
+        listener = subprocess.run([sys.executable, "-c", quick_listener], env=ros_env(THIRD_DOMAIN_ID),
                                   capture_output=True, text=True, timeout=60)
     finally:
         talker.terminate()

@@ -21,6 +21,8 @@ from optimus_control.rt import (
     connect_transport,
 )
 
+pytestmark = pytest.mark.realtime
+
 DT = 0.001
 
 

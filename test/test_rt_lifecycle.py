@@ -11,6 +11,8 @@ import pytest
 from optimus_control.errors import ConfigError, RealTimeError
 from optimus_control.rt import Dynamics, Loop, LoopbackTransport, LoopConfig, LoopState, RobotBus, ShmTransport
 
+pytestmark = pytest.mark.realtime
+
 
 def task_count() -> int:
     """Loop threads of this process (named by the C loop); other libraries' threads come and go."""

@@ -11,6 +11,8 @@ import pytest
 from optimus_control.errors import RealTimeError
 from optimus_control.rt import Dynamics, Loop, LoopbackTransport, LoopConfig, LoopState, Reason
 
+pytestmark = pytest.mark.realtime
+
 DT = 0.001
 DAMP_KD = 4.0
 

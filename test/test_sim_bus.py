@@ -13,6 +13,8 @@ import pytest
 from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, RobotBus, ShmTransport
 from optimus_control.sim.runner import SimRunner, SimSettings
 
+pytestmark = pytest.mark.realtime
+
 DT = 0.001
 
 

@@ -16,6 +16,8 @@ from optimus_control.sim.camera import (
 )
 from optimus_control.sim.world import SimWorld
 
+pytestmark = pytest.mark.sim
+
 
 def test_projection_matrix_maps_points_like_the_pinhole_model(robot):
     k = PinholeIntrinsics.from_config(robot.config.camera)

@@ -9,6 +9,8 @@ import pytest
 from optimus_control.sim.support_harness import SupportHarness
 from optimus_control.sim.world import SimWorld
 
+pytestmark = pytest.mark.sim
+
 BOX_HALF = np.array([0.025, 0.03, 0.025])  # [m]; y (the closing axis of the fingers) is 6 cm wide
 
 

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from conftest import ros_env
+from conftest import free_ros_domain, ros_env
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
@@ -21,7 +21,10 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import SetBool, Trigger
 from visualization_msgs.msg import MarkerArray
 
-DOMAIN_ID = 73
+pytestmark = pytest.mark.ros
+
+DOMAIN_ID = free_ros_domain()
+OTHER_DOMAIN_ID = free_ros_domain()
 
 
 class Probe:
@@ -261,7 +264,7 @@ def test_bad_scene_stops_the_node_with_a_clear_error(tmp_path):
                      "  - {name: desk, type: table, position: [0.1, 0.0], size: [0.4, 0.6, 0.8]}\n")
     bus = f"optimus_simnode_bad_{os.getpid()}"
     result = subprocess.run([sys.executable, "-m", "optimus_control.nodes.sim", "--ros-args", "-p", f"scene:={scene}",
-                             "-p", f"bus_name:={bus}"], env=ros_env(DOMAIN_ID + 1), capture_output=True, text=True,
+                             "-p", f"bus_name:={bus}"], env=ros_env(OTHER_DOMAIN_ID), capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2
     assert f"{scene}: furniture[0] 'desk': overlaps the robot" in result.stdout + result.stderr

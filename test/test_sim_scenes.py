@@ -12,6 +12,8 @@ from optimus_control.sim.scene_builder import build_scene
 from optimus_control.sim.scene_spec import load_scene
 from optimus_control.sim.world import SimWorld
 
+pytestmark = pytest.mark.sim
+
 
 @pytest.fixture(scope="module")
 def world(robot):

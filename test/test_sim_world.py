@@ -11,6 +11,8 @@ from optimus_control.sim.scene_builder import build_scene
 from optimus_control.sim.scene_spec import load_scene
 from optimus_control.sim.world import SimWorld
 
+pytestmark = pytest.mark.sim
+
 
 def pd_gravity_controller(robot, dt: float = 0.001):
     """Joint PD to the standing posture + gravity compensation from the *measured* state only.

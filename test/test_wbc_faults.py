@@ -22,6 +22,8 @@ from optimus_control.errors import FrameError, GoalError
 from optimus_control.model import JointLimits
 from optimus_control.sim.world import SimWorld
 
+pytestmark = pytest.mark.sim
+
 
 @pytest.fixture()
 def runner(robot):

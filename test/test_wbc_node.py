@@ -15,9 +15,11 @@ import time
 
 import pinocchio as pin
 import pytest
-from conftest import REPO, ros_env
+from conftest import REPO, free_ros_domain, ros_env
 
-DOMAIN_ID = 151
+pytestmark = pytest.mark.ros
+
+DOMAIN_ID = free_ros_domain()
 BUS = f"wbc_node_test_{os.getpid()}"
 
 

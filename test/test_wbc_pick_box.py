@@ -15,6 +15,8 @@ import pytest
 from optimus_control.control import ControllerState
 from optimus_control.pick_demo import LIFT_M, run_pick_and_place
 
+pytestmark = pytest.mark.sim
+
 HOLD_S = 30.0 if os.environ.get("OPTIMUS_LONG_TESTS") == "1" else 10.0
 
 

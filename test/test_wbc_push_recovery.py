@@ -14,6 +14,8 @@ from optimus_control.control import ControllerState
 from optimus_control.control.lockstep_runner import LockstepRunner
 from optimus_control.sim.world import SimWorld
 
+pytestmark = pytest.mark.sim
+
 PUSH_N = 40.0
 PUSH_S = 0.2
 # Direction of the force: a push "from the front" pushes the robot backwards (-x).

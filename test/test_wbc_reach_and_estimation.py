@@ -17,6 +17,8 @@ from optimus_control.control import ControllerState
 from optimus_control.control.lockstep_runner import LockstepRunner
 from optimus_control.sim.world import SimWorld
 
+pytestmark = pytest.mark.sim
+
 STAND_S = 20.0
 SETTLE_S = 3.2
 N_PAIRS = 11

@@ -209,7 +209,20 @@ void rt_loop_publish_refs(rt_loop *L, int ctrl, int base) {
     rt_tbuf_commit(&L->refs);
 }
 
-/* ---- one tick ---------------------------------------------------------------------------------- */
+/* ---- one tick ------------------------------------------------------------------------------------
+ * loop_tick runs four steps, each its own function: input checks (which may latch faults), the state
+ * machine, the torque law, publication. The order is part of the behaviour: faults found in the inputs
+ * are visible to the state machine of the same tick, and the snapshot goes out before the command. */
+
+/* What the input checks found, for the state machine and the torque law of the same tick. */
+typedef struct {
+    const double *ref; /* the reference words in force this tick */
+    int refs_present;  /* both groups (control, and base for a floating base) were given once */
+    int stale;         /* the older group is past stale_timeout_s (or absent) */
+    double age;        /* [s] age of the older group, +inf when absent */
+    double quat[4];    /* normalised base quaternion; identity when absent or unusable */
+} tick_inputs;
+
 static inline int all_finite(const double *x, int n, int *first_bad) {
     for (int i = 0; i < n; ++i)
         if (!isfinite(x[i])) {
@@ -219,34 +232,51 @@ static inline int all_finite(const double *x, int n, int *first_bad) {
     return 1;
 }
 
-/* now_s: CLOCK_MONOTONIC seconds (real-time) or the state's time (lockstep). */
-static void loop_tick(rt_loop *L, int have_new, double now_s) {
-    const int n = L->n;
-    const rt_ref_layout *R = &L->R;
-    if (atomic_exchange_explicit(&L->reset_request, 0, memory_order_acq_rel)) apply_reset(L);
+/* The damping law: tau = -K_d,damp v, and 0 for a non-finite velocity. */
+static inline double damping_torque(const rt_loop *L, int j, double v) {
+    return isfinite(v) ? -L->damping_kd[j] * v : 0.0;
+}
 
-    /* transport watchdog: ticks without a new state, armed by the first state (a robot side that has
-     * not started yet is not a fault; the loop just has nothing to answer) */
+static inline double clamp_abs(double x, double lim) {
+    if (x > lim) return lim;
+    if (x < -lim) return -lim;
+    return x;
+}
+
+/* -- input checks -- */
+
+/* Transport watchdog: ticks without a new state, armed by the first state (a robot side that has not
+ * started yet is not a fault; the loop just has nothing to answer). */
+static void watch_transport(rt_loop *L, int have_new) {
     if (have_new) {
         L->silent_count = 0;
         L->have_state = 1;
         atomic_fetch_add_explicit(&L->states, 1, memory_order_relaxed);
-    } else {
-        L->silent_count += 1;
-        atomic_fetch_add_explicit(&L->silent_total, 1, memory_order_relaxed);
-        if (L->have_state && L->cfg.silent_ticks > 0 && L->silent_count >= L->cfg.silent_ticks)
-            fault(L, RT_REASON_TRANSPORT_SILENT, -1, (double)L->silent_count / L->cfg.rate_hz);
+        return;
     }
-    const double *w = L->words;
-    const double *q = w + rt_sw_q(n), *v = w + rt_sw_v(n);
-    int bad;
-    if (L->have_state && !all_finite(w, L->n_words, &bad)) fault(L, RT_REASON_NONFINITE_STATE, bad, w[bad]);
+    L->silent_count += 1;
+    atomic_fetch_add_explicit(&L->silent_total, 1, memory_order_relaxed);
+    if (L->have_state && L->cfg.silent_ticks > 0 && L->silent_count >= L->cfg.silent_ticks)
+        fault(L, RT_REASON_TRANSPORT_SILENT, -1, (double)L->silent_count / L->cfg.rate_hz);
+}
 
-    /* references; synchronised lockstep takes new ones only at sync states (after the gate), so the
-     * references computed from sync state s apply from tick s + period, never earlier on a fast machine */
+static void check_state_finite(rt_loop *L) {
+    int bad;
+    if (L->have_state && !all_finite(L->words, L->n_words, &bad))
+        fault(L, RT_REASON_NONFINITE_STATE, bad, L->words[bad]);
+}
+
+/* Takes the references in force and measures their age: in the state's time (lockstep, from when each
+ * group's sequence number changed) or on CLOCK_MONOTONIC (real time, from the writer's stamps).
+ * Synchronised lockstep takes new references only at sync states (after the gate), so the references
+ * computed from sync state s apply from tick s + period, never earlier on a fast machine. */
+static void read_references(rt_loop *L, double now_s, tick_inputs *in) {
+    const rt_ref_layout *R = &L->R;
     const double *ref = L->sync_active && !L->sync_due ? rt_tbuf_front(&L->refs) : rt_tbuf_read(&L->refs, NULL);
-    const int refs_present = ref[R->ctrl_seq] > 0.0 && (!L->has_ff || ref[R->base_seq] > 0.0);
-    if (refs_present && !all_finite(ref, R->count, &bad)) fault(L, RT_REASON_NONFINITE_REFERENCE, bad, ref[bad]);
+    in->ref = ref;
+    in->refs_present = ref[R->ctrl_seq] > 0.0 && (!L->has_ff || ref[R->base_seq] > 0.0);
+    int bad;
+    if (in->refs_present && !all_finite(ref, R->count, &bad)) fault(L, RT_REASON_NONFINITE_REFERENCE, bad, ref[bad]);
     double ctrl_age, base_age;
     if (L->cfg.lockstep) {
         if (ref[R->ctrl_seq] != L->ctrl_seen) { L->ctrl_seen = ref[R->ctrl_seq]; L->ctrl_arrival = now_s; }
@@ -258,104 +288,158 @@ static void loop_tick(rt_loop *L, int have_new, double now_s) {
         base_age = now_s - ref[R->base_stamp];
     }
     double age = L->has_ff && base_age > ctrl_age ? base_age : ctrl_age;
-    if (!refs_present) age = INFINITY;
+    if (!in->refs_present) age = INFINITY;
     atomic_store_explicit(&L->ctrl_age_ns, isfinite(age) ? (int64_t)(age * 1e9) : INT64_MAX, memory_order_relaxed);
-    const int stale = !(age <= L->cfg.stale_timeout_s);
+    in->age = age;
+    in->stale = !(age <= L->cfg.stale_timeout_s);
+}
 
-    /* base quaternion */
-    double quat[4] = {0, 0, 0, 1};
-    if (L->has_ff && refs_present) {
-        const double *bq = ref + R->base_q + 3;
-        const double norm = sqrt(bq[0] * bq[0] + bq[1] * bq[1] + bq[2] * bq[2] + bq[3] * bq[3]);
-        if (!(norm > 0.5 && norm < 1.5)) {
-            if (isfinite(norm)) fault(L, RT_REASON_BAD_BASE_QUATERNION, -1, norm);
-        } else {
-            for (int k = 0; k < 4; ++k) quat[k] = bq[k] / norm;
+/* A base quaternion far from unit norm is a broken estimator, not rounding: fault; otherwise normalise. */
+static void check_base_quaternion(rt_loop *L, tick_inputs *in) {
+    in->quat[0] = in->quat[1] = in->quat[2] = 0.0;
+    in->quat[3] = 1.0;
+    if (!L->has_ff || !in->refs_present) return;
+    const double *bq = in->ref + L->R.base_q + 3;
+    const double norm = sqrt(bq[0] * bq[0] + bq[1] * bq[1] + bq[2] * bq[2] + bq[3] * bq[3]);
+    if (!(norm > 0.5 && norm < 1.5)) {
+        if (isfinite(norm)) fault(L, RT_REASON_BAD_BASE_QUATERNION, -1, norm);
+    } else {
+        for (int k = 0; k < 4; ++k) in->quat[k] = bq[k] / norm;
+    }
+}
+
+/* A joint beyond its limits (plus the margin) is damped from now on (latched) and faults once. */
+static void check_joint_limits(rt_loop *L) {
+    if (!L->have_state) return;
+    const double *q = L->words + rt_sw_q(L->n);
+    const double m = L->cfg.joint_limit_margin;
+    for (int j = 0; j < L->n; ++j) {
+        if (isfinite(q[j]) && (q[j] < L->lower[j] - m || q[j] > L->upper[j] + m) && !L->damped[j]) {
+            L->damped[j] = 1;
+            fault(L, RT_REASON_JOINT_LIMIT, j, q[j]);
         }
     }
+}
 
-    /* joint limits: damp the joint, latch a fault */
-    if (L->have_state) {
-        for (int j = 0; j < n; ++j) {
-            const double m = L->cfg.joint_limit_margin;
-            if (isfinite(q[j]) && (q[j] < L->lower[j] - m || q[j] > L->upper[j] + m)) {
-                if (!L->damped[j]) {
-                    L->damped[j] = 1;
-                    fault(L, RT_REASON_JOINT_LIMIT, j, q[j]);
-                }
-            }
-        }
-    }
+static void check_inputs(rt_loop *L, int have_new, double now_s, tick_inputs *in) {
+    watch_transport(L, have_new);
+    check_state_finite(L);
+    read_references(L, now_s, in);
+    check_base_quaternion(L, in);
+    check_joint_limits(L);
+}
 
-    /* state machine */
+/* -- state machine -- */
+
+/* INIT -> RUNNING once references and a state are there; RUNNING -> DAMPING on stale references (faults
+ * were latched by the checks). Returns 1 when the control law applies: while RUNNING, and in a FAULT
+ * caused by joint limits only (the limp joints are damped, the others keep working: safer than
+ * collapsing the whole robot). */
+static int advance_state(rt_loop *L, const tick_inputs *in) {
     int st = atomic_load_explicit(&L->state, memory_order_relaxed);
-    if (st == RT_INIT && refs_present && !stale && L->have_state) {
+    if (st == RT_INIT && in->refs_present && !in->stale && L->have_state) {
         st = RT_RUNNING;
         atomic_store_explicit(&L->state, st, memory_order_release);
-    } else if (st == RT_RUNNING && stale) {
-        set_reason(L, RT_REASON_STALE_REFERENCE, -1, age);
+    } else if (st == RT_RUNNING && in->stale) {
+        set_reason(L, RT_REASON_STALE_REFERENCE, -1, in->age);
         st = RT_DAMPING;
         atomic_store_explicit(&L->state, st, memory_order_release);
     }
     const uint32_t flags = atomic_load_explicit(&L->fault_flags, memory_order_relaxed);
-    /* Full control law while RUNNING, and in a FAULT caused by joint limits only (the limp joints are
-     * damped, the others keep working: safer than collapsing the whole robot). */
-    const int control = L->have_state && refs_present && !stale &&
-                        (st == RT_RUNNING || (st == RT_FAULT && flags == (1u << RT_REASON_JOINT_LIMIT)));
+    return L->have_state && in->refs_present && !in->stale &&
+           (st == RT_RUNNING || (st == RT_FAULT && flags == (1u << RT_REASON_JOINT_LIMIT)));
+}
 
-    double *tau = L->tau;
-    if (control) {
-        rt_model *M = L->model;
-        if (L->has_ff) {
-            memcpy(L->qfull, ref + R->base_q, 3 * sizeof(double));
-            memcpy(L->qfull + 3, quat, 4 * sizeof(double));
-            memcpy(L->vfull, ref + R->base_v, 6 * sizeof(double));
-        }
-        for (int j = 0; j < n; ++j) {
-            if (L->junbounded[j]) {
-                L->qfull[L->jq[j]] = cos(q[j]);
-                L->qfull[L->jq[j] + 1] = sin(q[j]);
-            } else {
-                L->qfull[L->jq[j]] = q[j];
-            }
-            L->vfull[L->jv[j]] = v[j];
-        }
-        const double *fext = NULL;
-        int any_contact = 0;
-        for (int c = 0; c < L->nc; ++c) any_contact |= ref[R->active + c] > 0.5;
-        if (any_contact) {
-            memset(L->fext, 0, sizeof(double) * 6 * (size_t)M->nb);
-            if (L->cfg.contact_reference != RT_LOCAL) rt_forward_kinematics(M, L->qfull);
-            for (int c = 0; c < L->nc; ++c)
-                if (ref[R->active + c] > 0.5)
-                    rt_add_frame_wrench(M, L->contact_frames[c], L->cfg.contact_reference, ref + R->f + 6 * c, L->fext);
-            fext = L->fext;
-        }
-        rt_rnea(M, L->qfull, L->vfull, ref + R->qdd, fext, L->tau_full);
-        const double *qr = ref + R->q, *vr = ref + R->v, *kp = ref + R->kp, *kd = ref + R->kd;
-        for (int j = 0; j < n; ++j)
-            tau[j] = L->tau_full[L->jv[j]] + kp[j] * (qr[j] - q[j]) + kd[j] * (vr[j] - v[j]);
-        for (int j = 0; j < n; ++j)
-            if (L->damped[j]) tau[j] = isfinite(v[j]) ? -L->damping_kd[j] * v[j] : 0.0;
-    } else {
-        for (int j = 0; j < n; ++j) tau[j] = L->have_state && isfinite(v[j]) ? -L->damping_kd[j] * v[j] : 0.0;
+/* -- torque law -- */
+
+/* The configuration for ID: the estimator's base pose/twist joined with the fresh joint state (a
+ * continuous joint's angle becomes Pinocchio's (cos, sin)). */
+static void assemble_configuration(rt_loop *L, const tick_inputs *in) {
+    const int n = L->n;
+    const double *q = L->words + rt_sw_q(n), *v = L->words + rt_sw_v(n);
+    if (L->has_ff) {
+        memcpy(L->qfull, in->ref + L->R.base_q, 3 * sizeof(double));
+        memcpy(L->qfull + 3, in->quat, 4 * sizeof(double));
+        memcpy(L->vfull, in->ref + L->R.base_v, 6 * sizeof(double));
     }
     for (int j = 0; j < n; ++j) {
-        if (!isfinite(tau[j])) {
-            fault(L, RT_REASON_NONFINITE_TORQUE, j, tau[j]);
-            tau[j] = 0.0;
+        if (L->junbounded[j]) {
+            L->qfull[L->jq[j]] = cos(q[j]);
+            L->qfull[L->jq[j] + 1] = sin(q[j]);
+        } else {
+            L->qfull[L->jq[j]] = q[j];
         }
-        const double lim = L->effort[j];
-        if (tau[j] > lim) tau[j] = lim;
-        else if (tau[j] < -lim) tau[j] = -lim;
+        L->vfull[L->jv[j]] = v[j];
     }
-    st = atomic_load_explicit(&L->state, memory_order_relaxed);
+}
+
+/* External wrenches of the active contacts on their bodies (so the RNEA subtracts J_c^T f_c without a
+ * Jacobian); NULL when no contact is active. */
+static const double *contact_wrenches(rt_loop *L, const double *ref) {
+    const rt_ref_layout *R = &L->R;
+    int any_contact = 0;
+    for (int c = 0; c < L->nc; ++c) any_contact |= ref[R->active + c] > 0.5;
+    if (!any_contact) return NULL;
+    rt_model *M = L->model;
+    memset(L->fext, 0, sizeof(double) * 6 * (size_t)M->nb);
+    if (L->cfg.contact_reference != RT_LOCAL) rt_forward_kinematics(M, L->qfull);
+    for (int c = 0; c < L->nc; ++c)
+        if (ref[R->active + c] > 0.5)
+            rt_add_frame_wrench(M, L->contact_frames[c], L->cfg.contact_reference, ref + R->f + 6 * c, L->fext);
+    return L->fext;
+}
+
+/* tau = ID(q, v, qdd_ref) - sum_c J_c^T f_c + Kp (q_ref - q) + Kd (v_ref - v); joints past their
+ * limits get the damping law instead. */
+static void control_law(rt_loop *L, const tick_inputs *in) {
+    const int n = L->n;
+    const rt_ref_layout *R = &L->R;
+    const double *ref = in->ref;
+    const double *q = L->words + rt_sw_q(n), *v = L->words + rt_sw_v(n);
+    assemble_configuration(L, in);
+    const double *fext = contact_wrenches(L, ref);
+    rt_rnea(L->model, L->qfull, L->vfull, ref + R->qdd, fext, L->tau_full);
+    const double *qr = ref + R->q, *vr = ref + R->v, *kp = ref + R->kp, *kd = ref + R->kd;
+    for (int j = 0; j < n; ++j)
+        L->tau[j] = L->tau_full[L->jv[j]] + kp[j] * (qr[j] - q[j]) + kd[j] * (vr[j] - v[j]);
+    for (int j = 0; j < n; ++j)
+        if (L->damped[j]) L->tau[j] = damping_torque(L, j, v[j]);
+}
+
+/* Every joint damped (nothing at all before the first state). */
+static void damping_law(rt_loop *L) {
+    const double *v = L->words + rt_sw_v(L->n);
+    for (int j = 0; j < L->n; ++j) L->tau[j] = L->have_state ? damping_torque(L, j, v[j]) : 0.0;
+}
+
+/* A non-finite torque faults and becomes 0; every torque is clamped to the effort limit, in every state. */
+static void check_and_clamp_torque(rt_loop *L) {
+    for (int j = 0; j < L->n; ++j) {
+        if (!isfinite(L->tau[j])) {
+            fault(L, RT_REASON_NONFINITE_TORQUE, j, L->tau[j]);
+            L->tau[j] = 0.0;
+        }
+        L->tau[j] = clamp_abs(L->tau[j], L->effort[j]);
+    }
+}
+
+static void compute_torque(rt_loop *L, const tick_inputs *in, int control) {
+    if (control) control_law(L, in);
+    else damping_law(L);
+    check_and_clamp_torque(L);
+}
+
+/* -- publication -- */
+
+/* Snapshot first, command second: whoever got the command finds its tick in read_state(). */
+static void publish(rt_loop *L, double age) {
+    const int n = L->n;
+    const int st = atomic_load_explicit(&L->state, memory_order_relaxed);
     const int reason = atomic_load_explicit(&L->reason, memory_order_relaxed);
-    /* snapshot first, command second: whoever got the command finds its tick in read_state() */
     double *snap = rt_tbuf_back(&L->snapshot);
     snap[0] = (double)L->state_tick;
     memcpy(snap + 1, L->words, sizeof(double) * (size_t)L->n_words);
-    memcpy(snap + 1 + L->n_words, tau, sizeof(double) * (size_t)n);
+    memcpy(snap + 1 + L->n_words, L->tau, sizeof(double) * (size_t)n);
     snap[1 + L->n_words + n] = (double)st;
     snap[2 + L->n_words + n] = age;
     if (L->sync_due) { /* the same words for the Python update, which must see exactly this state */
@@ -364,7 +448,17 @@ static void loop_tick(rt_loop *L, int have_new, double now_s) {
     }
     rt_tbuf_commit(&L->snapshot);
     atomic_fetch_add_explicit(&L->ticks, 1, memory_order_relaxed);
-    if (L->have_state) L->tr.write_command(L->tr.ctx, L->state_tick, tau, st, reason);
+    if (L->have_state) L->tr.write_command(L->tr.ctx, L->state_tick, L->tau, st, reason);
+}
+
+/* now_s: CLOCK_MONOTONIC seconds (real-time) or the state's time (lockstep). */
+static void loop_tick(rt_loop *L, int have_new, double now_s) {
+    if (atomic_exchange_explicit(&L->reset_request, 0, memory_order_acq_rel)) apply_reset(L);
+    tick_inputs in;
+    check_inputs(L, have_new, now_s, &in);
+    const int control = advance_state(L, &in);
+    compute_torque(L, &in, control);
+    publish(L, in.age);
 }
 
 /* ---- threads ------------------------------------------------------------------------------------ */
@@ -486,10 +580,7 @@ static void run_lockstep(rt_loop *L) {
             /* latch the fault and leave a damping answer to the last state for a robot that resumes */
             fault(L, RT_REASON_TRANSPORT_SILENT, -1, (double)(now - silent_since) * 1e-9);
             const double *v = L->words + rt_sw_v(L->n);
-            for (int j = 0; j < L->n; ++j) {
-                double t = isfinite(v[j]) ? -L->damping_kd[j] * v[j] : 0.0;
-                L->tau[j] = t > L->effort[j] ? L->effort[j] : (t < -L->effort[j] ? -L->effort[j] : t);
-            }
+            for (int j = 0; j < L->n; ++j) L->tau[j] = clamp_abs(damping_torque(L, j, v[j]), L->effort[j]);
             L->tr.write_command(L->tr.ctx, L->state_tick, L->tau, atomic_load(&L->state), atomic_load(&L->reason));
             reported = 1;
         }

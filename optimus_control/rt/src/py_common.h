@@ -25,7 +25,10 @@ PyObject *rtpy_output(PyObject *out, PyObject *shape, Py_buffer *view, Py_ssize_
 int rtpy_get_int(PyObject *obj, long lo, long hi, const char *fname, const char *what, long *value);
 
 int rtpy_init_dynamics(PyObject *module);
+int rtpy_init_loopback(PyObject *module);
+int rtpy_init_shm(PyObject *module);
 int rtpy_init_loop(PyObject *module);
+int rtpy_init_tbuf(PyObject *module);
 int rtpy_init_bus(PyObject *module);
 
 #endif

@@ -29,6 +29,10 @@ class RealTimeError(OptimusError):
     """The real-time core refused an operation (bad sizes, not started, transport failure)."""
 
 
+class BusInUseError(RealTimeError):
+    """A side (robot or controller) of a shared-memory joint bus is already owned by another live process."""
+
+
 class SimulationError(OptimusError):
     """The simulator cannot build or run the requested scene."""
 

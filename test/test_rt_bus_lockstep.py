@@ -133,17 +133,23 @@ def test_bus_errors_are_clear(robot):
     try:
         with pytest.raises(RealTimeError, match="joint/foot counts differ"):
             ShmTransport(name, 6, 1)
-        again = RobotBus.create(name, 5, 1)  # replaces a stale segment of the same name
-        assert again.publish_state(0.0) == 1
-        attached = RobotBus.attach(name)
-        assert attached.publish_state(0.1) == 2  # the tick sequence continues
-        attached.close(unlink=False)
-        again.close(unlink=False)
+        assert bus.publish_state(0.0) == 1
     finally:
-        bus.close()
-    assert not os.path.exists(f"/dev/shm/{name}")
+        bus.close(unlink=False)  # the robot side goes away, its segment stays
     with pytest.raises(RealTimeError, match="closed"):
         bus.publish_state(0.0)
+    again = RobotBus.create(name, 5, 1)  # taken over as it is: the tick sequence continues
+    assert again.publish_state(0.1) == 2
+    again.close(unlink=False)
+    attached = RobotBus.attach(name)
+    assert attached.publish_state(0.2) == 3
+    attached.close(unlink=False)
+    other = RobotBus.create(name, 6, 1)  # another layout: the stale segment is replaced
+    try:
+        assert other.n_joints == 6 and other.publish_state(0.0) == 1
+    finally:
+        other.close()
+    assert not os.path.exists(f"/dev/shm/{name}")
 
 
 def test_lockstep_thread_faults_when_the_robot_goes_silent(robot, dyn):

@@ -2,8 +2,9 @@
 
 The robot side creates the segment ``/dev/shm/<name>``, fills the state packet through numpy views and
 publishes it; the controller side (the C loop, through ``ShmTransport``) answers each state with a
-command packet. Packets are seqlocked and waits sleep on futexes, so neither side spins. The layout is
-documented in ``optimus_control/rt/README.md``.
+command packet. Packets are seqlocked and waits sleep on futexes, so neither side spins. Each side is
+owned by one live process at a time (a lock the kernel drops when the owner dies). The layout and the
+ownership rules are documented in ``optimus_control/rt/README.md``.
 """
 
 from __future__ import annotations
@@ -33,14 +34,15 @@ def _path(name: str) -> str:
 class RobotBus:
     """Robot side of the joint bus: numpy views of the state being prepared, publish, read commands.
 
-    Joint arrays are in RobotModel bus order. Build with ``RobotBus.create`` (new segment, replacing a
-    stale one of the same name) or ``RobotBus.attach`` (existing segment).
+    Joint arrays are in RobotModel bus order. Build with ``RobotBus.create`` (take over or make the
+    segment) or ``RobotBus.attach`` (existing segment). Either way this process owns the robot side until
+    ``close()`` or its exit; a second robot side on a bus whose owner is alive gets ``BusInUseError``.
     """
 
-    def __init__(self, name: str, segment: mmap.mmap, owner: bool):
+    def __init__(self, name: str, segment: mmap.mmap, fd: int):
         self.name = name
         self._mm = segment
-        self._owner = owner
+        self._fd = fd  # holds the robot-side lock; closed by close()
         self.n_joints, self.n_feet = _rtcore.bus_check(segment)
         lay = _rtcore.bus_layout(self.n_joints, self.n_feet)
         self.layout = lay
@@ -65,41 +67,78 @@ class RobotBus:
 
     @classmethod
     def create(cls, name: str = "optimus_bus", n_joints: int = 32, n_feet: int = 2) -> RobotBus:
-        """Create (or replace) the segment /dev/shm/<name> for n_joints joints and n_feet foot sensors."""
+        """Own the robot side of /dev/shm/<name> for n_joints joints and n_feet foot sensors.
+
+        A segment left by a robot side that is gone is taken over: kept as it is when its layout matches
+        (a controller still attached keeps talking to the restarted robot; the tick sequence continues),
+        replaced otherwise. Raises ``BusInUseError`` if a live process owns the robot side, or owns the
+        controller side of a segment that would have to be replaced.
+        """
         if n_joints < 1 or n_feet < 0:
             raise RealTimeError(f"RobotBus.create: n_joints ({n_joints}) must be >= 1 and n_feet ({n_feet}) >= 0")
         path = _path(name)
         size = _rtcore.bus_layout(n_joints, n_feet)["total_bytes"]
+        for _ in range(5):  # another process may create or replace the file between two of these steps
+            bus = cls._take_over(name, path, n_joints, n_feet)
+            if bus is not None:
+                return bus
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+            except FileExistsError:
+                continue
+            try:
+                _rtcore.bus_claim(fd, _rtcore.BUS_ROBOT, name)  # before anyone else can open it: ours
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                os.ftruncate(fd, size)
+                segment = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            except BaseException:
+                os.unlink(path)
+                os.close(fd)
+                raise
+            _rtcore.bus_init(segment, n_joints, n_feet)
+            return cls(name, segment, fd)
+        raise RealTimeError(f"joint bus '{name}': {path} kept being created and removed by other processes")
+
+    @classmethod
+    def _take_over(cls, name: str, path: str, n_joints: int, n_feet: int) -> RobotBus | None:
+        """An existing segment whose robot side is free: ours if compatible, else removed (None)."""
         try:
-            os.unlink(path)  # a stale segment of a crashed run
+            fd = os.open(path, os.O_RDWR)
         except FileNotFoundError:
-            pass
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+            return None
         try:
-            os.ftruncate(fd, size)
-            segment = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        except OSError:
+            _rtcore.bus_claim(fd, _rtcore.BUS_ROBOT, name)
+            segment = _map_compatible(fd, n_joints, n_feet)
+            if segment is not None:
+                return cls(name, segment, fd)
+            # A different layout (or a half-made segment): replace it, unless a live controller uses it.
+            _rtcore.bus_require_free(fd, _rtcore.BUS_CONTROLLER, name)
             os.unlink(path)
-            raise
-        finally:
+        except BaseException:
             os.close(fd)
-        _rtcore.bus_init(segment, n_joints, n_feet)
-        return cls(name, segment, owner=True)
+            raise
+        os.close(fd)
+        return None
 
     @classmethod
     def attach(cls, name: str = "optimus_bus") -> RobotBus:
-        """Open an existing segment (robot side, e.g. after a restart of the robot process)."""
+        """Own the robot side of an existing segment (e.g. after a restart of the robot process)."""
         path = _path(name)
         try:
             fd = os.open(path, os.O_RDWR)
         except FileNotFoundError:
             raise RealTimeError(f"joint bus '{name}' does not exist ({path}); create it with RobotBus.create") from None
         try:
+            _rtcore.bus_claim(fd, _rtcore.BUS_ROBOT, name)
             size = os.fstat(fd).st_size
             segment = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        finally:
+            return cls(name, segment, fd)
+        except BaseException:
             os.close(fd)
-        return cls(name, segment, owner=False)
+            raise
 
     def _segment(self) -> mmap.mmap:
         if self._mm is None or self._mm.closed:
@@ -145,14 +184,29 @@ class RobotBus:
 
     # ---- lifetime ------------------------------------------------------------------------------------
     def close(self, unlink: bool = True) -> None:
-        """Unmap the segment; ``unlink`` also removes /dev/shm/<name> (the controller's mapping stays valid)."""
-        if self._mm is not None and not self._mm.closed:
-            self._mm.close()
-        self._mm = None
-        if unlink:
+        """Unmap the segment and give up the robot side; ``unlink`` also removes /dev/shm/<name> (the
+        controller's mapping stays valid)."""
+        if unlink and self._fd is not None:  # still ours: nobody else can have replaced the file
             try:
                 os.unlink(_path(self.name))
             except FileNotFoundError:
+                pass
+        self._release()
+
+    def _release(self) -> None:
+        if self._mm is not None and not self._mm.closed:
+            self._mm.close()
+        self._mm = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        # A bus dropped without close() must not keep the robot side owned for the rest of the process.
+        if getattr(self, "_fd", None) is not None:
+            try:
+                self._release()
+            except Exception:  # interpreter shutdown: the process's exit releases the lock anyway
                 pass
 
     def __enter__(self) -> RobotBus:
@@ -162,11 +216,27 @@ class RobotBus:
         self.close()
 
 
+def _map_compatible(fd: int, n_joints: int, n_feet: int) -> mmap.mmap | None:
+    """The segment open on fd, mapped, if it is a valid bus of this layout; else None."""
+    size = os.fstat(fd).st_size
+    if size != _rtcore.bus_layout(n_joints, n_feet)["total_bytes"]:
+        return None
+    segment = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    try:
+        if _rtcore.bus_check(segment) == (n_joints, n_feet):
+            return segment
+    except RealTimeError:
+        pass
+    segment.close()
+    return None
+
+
 def connect_transport(name: str, n_joints: int, n_feet: int, timeout_s: float = 10.0) -> ShmTransport:
     """Controller side: open the bus, waiting up to timeout_s for the robot side to create it.
 
     Retries every 50 ms while the segment is missing or not initialised yet; other mismatches (joint
-    counts, layout version) fail at once.
+    counts, layout version) fail at once, and so does a controller side owned by another live process
+    (``BusInUseError``).
     """
     _path(name)
     deadline = time.monotonic() + timeout_s

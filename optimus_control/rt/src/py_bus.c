@@ -170,7 +170,50 @@ static PyObject *bus_status(PyObject *mod, PyObject *arg) {
     return r;
 }
 
+static int get_side(PyObject *args, const char *fname, int *fd, int *side, const char **name) {
+    if (!PyArg_ParseTuple(args, "iis", fd, side, name)) return -1;
+    if (*side != RT_BUS_ROBOT && *side != RT_BUS_CONTROLLER) {
+        PyErr_Format(rtpy_RealTimeError, "%s(): side %d must be BUS_ROBOT (0) or BUS_CONTROLLER (1)", fname, *side);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *owned_error(int fd, const char *name, int side) {
+    char err[512];
+    rt_bus_owned_message(fd, name, side, err, sizeof(err));
+    PyErr_SetString(rtpy_BusInUseError, err);
+    return NULL;
+}
+
+static PyObject *bus_claim(PyObject *mod, PyObject *args) {
+    int fd, side;
+    const char *name;
+    if (get_side(args, "bus_claim", &fd, &side, &name) < 0) return NULL;
+    const int r = rt_bus_claim(fd, side);
+    if (r == RT_BUS_OWNED) return owned_error(fd, name, side);
+    if (r != 0)
+        return PyErr_Format(rtpy_RealTimeError, "joint bus '%s': cannot lock its %s side: %s", name,
+                            side == RT_BUS_ROBOT ? "robot" : "controller", strerror(r));
+    Py_RETURN_NONE;
+}
+
+static PyObject *bus_require_free(PyObject *mod, PyObject *args) {
+    int fd, side;
+    const char *name;
+    if (get_side(args, "bus_require_free", &fd, &side, &name) < 0) return NULL;
+    const int r = rt_bus_side_held(fd, side);
+    if (r > 0) return owned_error(fd, name, side);
+    if (r < 0) return PyErr_Format(rtpy_RealTimeError, "joint bus '%s': cannot test its locks: %s", name, strerror(-r));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef bus_methods[] = {
+    {"bus_claim", bus_claim, METH_VARARGS,
+     "bus_claim(fd, side, name): own one side of the bus open on fd (until fd and its dups close, or the process\n"
+     "dies), recording this pid; BusInUseError if a live process owns it"},
+    {"bus_require_free", bus_require_free, METH_VARARGS,
+     "bus_require_free(fd, side, name): BusInUseError if a live process owns that side"},
     {"bus_layout", bus_layout, METH_VARARGS, "bus_layout(n_joints, n_feet) -> dict of offsets (bytes, words)"},
     {"bus_init", bus_init, METH_VARARGS, "bus_init(segment, n_joints, n_feet): write a fresh header"},
     {"bus_check", bus_check, METH_O, "bus_check(segment) -> (n_joints, n_feet), or RealTimeError"},
@@ -183,4 +226,8 @@ static PyMethodDef bus_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int rtpy_init_bus(PyObject *module) { return PyModule_AddFunctions(module, bus_methods); }
+int rtpy_init_bus(PyObject *module) {
+    if (PyModule_AddFunctions(module, bus_methods) < 0) return -1;
+    if (PyModule_AddIntConstant(module, "BUS_ROBOT", RT_BUS_ROBOT) < 0) return -1;
+    return PyModule_AddIntConstant(module, "BUS_CONTROLLER", RT_BUS_CONTROLLER);
+}

@@ -7,6 +7,7 @@
 #include <Python.h>
 
 extern PyObject *rtpy_RealTimeError; /* optimus_control.errors.RealTimeError */
+extern PyObject *rtpy_BusInUseError; /* optimus_control.errors.BusInUseError */
 extern PyObject *rtpy_np_empty;      /* numpy.empty */
 
 /* Parses positional + keyword arguments of a METH_FASTCALL|METH_KEYWORDS method into out[0..nnames-1]

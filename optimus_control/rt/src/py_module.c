@@ -4,6 +4,7 @@
 #include <string.h>
 
 PyObject *rtpy_RealTimeError = NULL;
+PyObject *rtpy_BusInUseError = NULL;
 PyObject *rtpy_np_empty = NULL;
 
 int rtpy_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
@@ -108,8 +109,9 @@ PyMODINIT_FUNC PyInit__rtcore(void) {
     PyObject *errors = PyImport_ImportModule("optimus_control.errors");
     if (!errors) goto fail;
     rtpy_RealTimeError = PyObject_GetAttrString(errors, "RealTimeError");
+    rtpy_BusInUseError = PyObject_GetAttrString(errors, "BusInUseError");
     Py_DECREF(errors);
-    if (!rtpy_RealTimeError) goto fail;
+    if (!rtpy_RealTimeError || !rtpy_BusInUseError) goto fail;
     PyObject *np = PyImport_ImportModule("numpy");
     if (!np) goto fail;
     rtpy_np_empty = PyObject_GetAttrString(np, "empty");

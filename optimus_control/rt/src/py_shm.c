@@ -17,9 +17,10 @@ static int shm_init(TransportObject *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     char err[512] = "";
-    self->shm = rt_shm_open(name, n, nf, err, sizeof(err));
+    int owned;
+    self->shm = rt_shm_open(name, n, nf, &owned, err, sizeof(err));
     if (!self->shm) {
-        PyErr_SetString(rtpy_RealTimeError, err);
+        PyErr_SetString(owned ? rtpy_BusInUseError : rtpy_RealTimeError, err);
         return -1;
     }
     rt_shm_transport(self->shm, &self->tr);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,58 @@ int rt_bus_wait_tick(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, const uin
     }
 }
 
+/* ---- ownership ------------------------------------------------------------------------------- */
+static void side_lock(struct flock *fl, short type, int side) {
+    memset(fl, 0, sizeof(*fl)); /* l_pid must be 0 for open-file-description locks */
+    fl->l_type = type;
+    fl->l_whence = SEEK_SET;
+    fl->l_start = side;
+    fl->l_len = 1;
+}
+
+static off_t pid_offset(int side) {
+    return side == RT_BUS_ROBOT ? (off_t)offsetof(rt_bus_header, robot_pid)
+                                : (off_t)offsetof(rt_bus_header, controller_pid);
+}
+
+int rt_bus_claim(int fd, int side) {
+    struct flock fl;
+    side_lock(&fl, F_WRLCK, side);
+    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) return errno == EAGAIN || errno == EACCES ? RT_BUS_OWNED : errno;
+    struct stat st;
+    const int32_t pid = (int32_t)getpid();
+    if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(rt_bus_header))
+        (void)!pwrite(fd, &pid, sizeof(pid), pid_offset(side));
+    return 0;
+}
+
+int rt_bus_side_held(int fd, int side) {
+    struct flock fl;
+    side_lock(&fl, F_WRLCK, side);
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0) return -errno;
+    return fl.l_type != F_UNLCK;
+}
+
+void rt_bus_owned_message(int fd, const char *name, int side, char *err, size_t errlen) {
+    int32_t pid = 0;
+    if (pread(fd, &pid, sizeof(pid), pid_offset(side)) != (ssize_t)sizeof(pid)) pid = 0;
+    char owner[48];
+    if (pid > 0) snprintf(owner, sizeof(owner), "process %d", (int)pid);
+    else snprintf(owner, sizeof(owner), "another process");
+    if (side == RT_BUS_ROBOT)
+        snprintf(err, errlen,
+                 "joint bus '%s': the robot side is already owned by %s, which is alive (a second robot side "
+                 "would wait for a controller forever); give this robot/sim another bus_name (or namespace), "
+                 "or stop %s first",
+                 name, owner, owner);
+    else
+        snprintf(err, errlen,
+                 "joint bus '%s': the controller side is already owned by %s, which is alive (two controllers "
+                 "cannot drive one robot); give this controller the bus_name of its own robot side (or another "
+                 "namespace), or stop %s first",
+                 name, owner, owner);
+}
+
 /* ---- controller-side transport ------------------------------------------------------------- */
 struct rt_shm {
     int fd;
@@ -127,7 +180,8 @@ struct rt_shm {
     int n_joints, n_feet;
 };
 
-rt_shm *rt_shm_open(const char *name, int n_joints, int n_feet, char *err, size_t errlen) {
+rt_shm *rt_shm_open(const char *name, int n_joints, int n_feet, int *owned, char *err, size_t errlen) {
+    *owned = 0;
     char path[256];
     snprintf(path, sizeof(path), "/%s", name[0] == '/' ? name + 1 : name);
     int fd = shm_open(path, O_RDWR, 0);
@@ -158,6 +212,15 @@ rt_shm *rt_shm_open(const char *name, int n_joints, int n_feet, char *err, size_
         close(fd);
         return NULL;
     }
+    const int claimed = rt_bus_claim(fd, RT_BUS_CONTROLLER);
+    if (claimed != 0) {
+        *owned = claimed == RT_BUS_OWNED;
+        if (*owned) rt_bus_owned_message(fd, name, RT_BUS_CONTROLLER, err, errlen);
+        else snprintf(err, errlen, "joint bus '%s': cannot lock its controller side: %s", name, strerror(claimed));
+        munmap(base, (size_t)st.st_size);
+        close(fd);
+        return NULL;
+    }
     rt_shm *s = calloc(1, sizeof(*s));
     if (s) s->scratch = calloc((size_t)h->state_words + h->command_words, sizeof(uint64_t));
     if (!s || !s->scratch) {
@@ -175,7 +238,6 @@ rt_shm *rt_shm_open(const char *name, int n_joints, int n_feet, char *err, size_
     s->command = rt_bus_words(base, h->command_offset);
     s->n_joints = n_joints;
     s->n_feet = n_feet;
-    h->controller_pid = (int32_t)getpid();
     return s;
 }
 

@@ -72,6 +72,23 @@ void rt_bus_wake(_Atomic uint32_t *seq);
 
 int64_t rt_now_ns(void); /* CLOCK_MONOTONIC */
 
+/* Ownership: one process per side. A side is claimed with an open-file-description lock (F_OFD_SETLK)
+ * on one byte of the segment file (byte RT_BUS_ROBOT or RT_BUS_CONTROLLER), held as long as the
+ * claiming descriptor (or a dup of it) is open. The kernel drops it when the owner dies, however it
+ * dies, so a crashed node's bus is free again at once; no pid is ever probed for liveness. The owner's
+ * pid is also written into the header (robot_pid / controller_pid), for the refusal message only. */
+enum { RT_BUS_ROBOT = 0, RT_BUS_CONTROLLER = 1 };
+
+/* Claims `side` of the segment open on fd and records this process's pid in the header (if the file is
+ * big enough to hold one). Returns 0, RT_BUS_OWNED when another opening holds it (a live process), or
+ * an errno. */
+#define RT_BUS_OWNED (-1)
+int rt_bus_claim(int fd, int side);
+/* 1 if another opening of the file holds `side`, 0 if not, or -errno. */
+int rt_bus_side_held(int fd, int side);
+/* The refusal message: names the bus, the side, the owner's recorded pid and what to do. */
+void rt_bus_owned_message(int fd, const char *name, int side, char *err, size_t errlen);
+
 #include "rt_transport.h"
 static inline uint32_t rt_bus_state_words(uint32_t n_joints, uint32_t n_feet) {
     return 1u + (uint32_t)rt_state_word_count((int)n_joints, (int)n_feet);

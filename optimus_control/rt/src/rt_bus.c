@@ -138,7 +138,7 @@ int rt_bus_claim(int fd, int side) {
     struct stat st;
     const int32_t pid = (int32_t)getpid();
     if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(rt_bus_header))
-        (void)!pwrite(fd, &pid, sizeof(pid), pid_offset(side));
+        (void)!pwrite(fd, &pid, sizeof(pid), pid_offset(side)); /* best effort: only the message uses it */
     return 0;
 }
 

@@ -34,16 +34,16 @@ pick-demo: setup
 	$(PY) -m optimus_control.pick_demo
 
 # Tests that start processes or depend on timing (markers in setup.cfg) run one at a time after the others,
-# which share the cores (pytest-xdist); exit status 5 (no test in a group) counts as success.
+# which share the cores (pytest-xdist, one worker per test file so module fixtures run once); exit status 5 (no test in a group) counts as success.
 SERIAL := ros or launcher or realtime
 PYTEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) -m "not ($(SERIAL))" test || [ $$? -eq 5 ]
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile -m "not ($(SERIAL))" test || [ $$? -eq 5 ]
 	$(PY) -m pytest -q -p no:cacheprovider -m "$(SERIAL)" test || [ $$? -eq 5 ]
 
 # The inner loop: unit tests only (no processes, no physics episodes), under two minutes.
 test-fast: setup
-	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) -m "not ($(SERIAL) or sim)" test
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile -m "not ($(SERIAL) or sim)" test
 
 bench: setup
 	$(PY) -m benchmarks

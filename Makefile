@@ -34,7 +34,8 @@ pick-demo: setup
 	$(PY) -m optimus_control.pick_demo
 
 # Tests that start processes or depend on timing (markers in setup.cfg) run one at a time after the others,
-# which share the cores (pytest-xdist, one worker per test file so module fixtures run once); exit status 5 (no test in a group) counts as success.
+# which share the cores (pytest-xdist, one test file per worker so module fixtures run once); exit status 5
+# (no test in a group) counts as success.
 SERIAL := ros or launcher or realtime
 PYTEST_WORKERS ?= 2
 test: setup

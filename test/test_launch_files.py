@@ -34,8 +34,8 @@ EXPECTED_NODES = {
 # Parameters each node must receive from its launch arguments, with the default values.
 NODE_PARAMETERS = {
     "sim": {"robot_config": "optimus.yaml", "scene": "sorting_cell", "seed": 0, "mode": "lockstep", "gui": False,
-            "bus_name": "optimus_bus"},
-    "whole_body_controller": {"robot_config": "optimus.yaml", "bus_name": "optimus_bus", "mode": "lockstep"},
+            "bus_name": "", "camera_enabled": True},
+    "whole_body_controller": {"robot_config": "optimus.yaml", "bus_name": "", "mode": "lockstep"},
     "perception": {"robot_config": "optimus.yaml"},
     "task_planner": {"job": "sort_by_colour", "autostart": False, "exit_when_done": False, "report_dir": "runs"},
 }
@@ -106,11 +106,11 @@ def test_shipped_file_resolves_with_defaults(name, stub_prefix):
 def test_shipped_file_takes_overrides(name, stub_prefix):
     overrides = {"scene": "/tmp/my_scene.yaml", "job": "stack_boxes", "seed": "42", "gui": "true",
                  "mode": "realtime", "robot_config": "other.yaml", "log_level": "debug", "namespace": "robot1",
-                 "bus_name": "bus2", "use_sim_time": "false", "report_dir": "/tmp/reports"}
+                 "bus_name": "bus2", "use_sim_time": "false", "report_dir": "/tmp/reports", "camera_enabled": "false"}
     interpreter = resolve(name, **overrides)
     expected_values = {"scene": "/tmp/my_scene.yaml", "job": "stack_boxes", "seed": 42, "gui": True,
                        "mode": "realtime", "robot_config": "other.yaml", "bus_name": "bus2", "report_dir": "/tmp/reports",
-                       "autostart": False, "exit_when_done": False}
+                       "autostart": False, "exit_when_done": False, "camera_enabled": False}
     for process in interpreter.processes:
         node = process.node_name
         assert process.namespace == "/robot1"
@@ -146,7 +146,8 @@ def test_parameter_files_declare_the_node_parameters_with_the_launch_defaults(no
             continue
         defaults = {a.name: a.default for a in declared_arguments(LAUNCH_DIR / launch_file)}
         for key, default in NODE_PARAMETERS[node].items():
-            assert yaml.safe_load(defaults[key]) == default, f"{launch_file}: argument {key}"
+            value = yaml.safe_load(defaults[key]) if defaults[key] != "" else ""
+            assert value == default, f"{launch_file}: argument {key}"
 
 
 def test_show_args_lists_arguments_of_the_file_and_its_includes():

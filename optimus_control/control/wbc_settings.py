@@ -17,7 +17,7 @@ from optimus_control.model.parameter_file import node_parameters
 NODE_NAME = "whole_body_controller"
 # The ROS adapter's own parameters (bus, start-up, topic rates) with their defaults: they share the node's
 # parameter file with the controller's settings, so the settings loader must skip them.
-NODE_ADAPTER_DEFAULTS = {"robot_config": "optimus.yaml", "bus_name": "optimus_bus", "mode": "lockstep",
+NODE_ADAPTER_DEFAULTS = {"robot_config": "optimus.yaml", "bus_name": "", "mode": "lockstep",
                          "auto_start": True, "publish_rate_hz": 100.0, "diagnostics_rate_hz": 1.0,
                          "task_status_rate_hz": 10.0, "connect_timeout_s": 30.0, "odom_frame": "odom"}
 ROS_ONLY_KEYS = {"use_sim_time", "qos_overrides", "start_type_description_service"} | set(NODE_ADAPTER_DEFAULTS)

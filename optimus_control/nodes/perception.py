@@ -1,8 +1,9 @@
 """ROS 2 node `perception`: head RGB-D images + robot state -> tracked boxes and bins in the odom frame.
 
 Thin adapter around optimus_control.perception.pipeline.PerceptionPipeline: it converts messages,
-pairs colour and depth images by stamp, feeds /joint_states and /odom into the state history, and
-publishes the tracks as visualization_msgs/MarkerArray (see README, section "perception node").
+pairs colour and depth images by stamp, feeds joint_states and odom into the state history, and
+publishes the tracks as visualization_msgs/MarkerArray (see README, section "perception node"). Topic
+names are relative (the node's namespace); its /diagnostics status is named '<full node name>: objects'.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ from optimus_control.perception.tracker import LOST
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 NODE_DEFAULTS = {
     "robot_config": "optimus.yaml",
-    "colour_topic": "/camera/color/image_raw",
-    "depth_topic": "/camera/depth/image_raw",
-    "camera_info_topic": "/camera/color/camera_info",
-    "joint_states_topic": "/joint_states",
-    "odom_topic": "/odom",
-    "objects_topic": "/perception/objects",
+    "colour_topic": "camera/color/image_raw",
+    "depth_topic": "camera/depth/image_raw",
+    "camera_info_topic": "camera/color/camera_info",
+    "joint_states_topic": "joint_states",
+    "odom_topic": "odom",
+    "objects_topic": "perception/objects",
     "odom_frame": "odom",
     "sync_tolerance_s": 0.002,  # colour and depth of one frame carry (nearly) the same stamp
     "state_wait_s": 0.3,  # how long an image newer than the robot state may wait for it [s, wall]
@@ -269,7 +270,7 @@ class PerceptionNode(Node):
         proc = np.array(self._processing_ms) if self._processing_ms else np.zeros(1)
         lat = np.array(self._latency_ms) if self._latency_ms else np.zeros(1)
         tracks = self.pipeline.tracker.published()
-        status = DiagnosticStatus(level=level, name="perception: objects", message=message,
+        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: objects", message=message,
                                   hardware_id=self.pipeline.robot.config.camera.optical_frame)
         status.values = [KeyValue(key=k, value=v) for k, v in (
             ("frames_processed", str(self._frames)), ("frames_skipped", str(self._skipped)),

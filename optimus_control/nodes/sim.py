@@ -1,8 +1,9 @@
-"""ROS 2 node `sim`: the PyBullet humanoid, its head RGB-D camera, /clock and /sim/ ground truth.
+"""ROS 2 node `sim`: the PyBullet humanoid, its head RGB-D camera, /clock and sim/ ground truth.
 
 Thin adapter: the physics loop (optimus_control.sim.runner.SimRunner) runs in its own thread and
 calls back here to publish; service callbacks hand their work to that thread. Topics and services
-are listed in the README (section "sim node").
+are listed in the README (section "sim node"); all are relative to the node's namespace except
+/clock (see optimus_control.nodes.names).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from std_srvs.srv import SetBool, Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from optimus_control.errors import OptimusError
+from optimus_control.nodes.names import bus_name, check_time_mode
 from optimus_control.sim.actuators import ActuatorParams
 from optimus_control.sim.runner import SimRunner, SimSettings
 from optimus_control.sim.world import GroundTruth, SimParams
@@ -44,6 +46,9 @@ class SimNode(Node):
     def __init__(self):
         super().__init__("sim")
         p = self._declare_parameters()
+        self.use_sim_time = bool(self.get_parameter("use_sim_time").value)
+        check_time_mode(self.get_fully_qualified_name(), p["mode"], self.use_sim_time)
+        p["bus_name"] = bus_name(p["bus_name"], self.context.get_domain_id(), self.get_namespace())
         self._pubs()
         settings = SimSettings(
             robot_config=p["robot_config"], scene=p["scene"], seed=p["seed"], mode=p["mode"], gui=p["gui"],
@@ -68,10 +73,10 @@ class SimNode(Node):
         self._camera_error_logged = False
         self._outputs_lock = threading.Lock()  # the sim thread publishes under it; close_outputs ends that
         self._outputs_open = True
-        self.create_service(Trigger, "/sim/reset", self._on_reset)
-        self.create_service(Trigger, "/sim/push", self._on_push)
-        self.create_service(SetBool, "/sim/pause", self._on_pause)
-        self.create_service(Trigger, "/sim/step", self._on_step)
+        self.create_service(Trigger, "sim/reset", self._on_reset)
+        self.create_service(Trigger, "sim/push", self._on_push)
+        self.create_service(SetBool, "sim/pause", self._on_pause)
+        self.create_service(Trigger, "sim/step", self._on_step)
         self.create_timer(1.0, self._report_rtf, clock=rclpy.clock.Clock())  # wall-clock timer
         scene = settings.scene or "empty floor"
         self.get_logger().info(f"sim ready: scene '{scene}' seed {settings.seed}, mode {settings.mode}, "
@@ -83,7 +88,7 @@ class SimNode(Node):
     def _declare_parameters(self) -> dict:
         defaults = {
             "robot_config": "optimus.yaml", "scene": "sorting_cell", "seed": 0, "mode": "lockstep", "gui": False,
-            "bus_name": "optimus_bus", "world_frame": "odom", "camera_enabled": True, "camera_render": "auto",
+            "bus_name": "", "world_frame": "odom", "camera_enabled": True, "camera_render": "auto",
             "camera_rate_hz": 0.0,
             "camera_width": 0, "camera_height": 0, "clock_rate_hz": 50.0, "ground_truth_rate_hz": 100.0,
             "start_paused": False, "solver_iterations": 50, "friction_model": "actuator",
@@ -119,15 +124,15 @@ class SimNode(Node):
 
     def _pubs(self) -> None:
         self.pub_clock = self.create_publisher(Clock, "/clock", RELIABLE)
-        self.pub_rgb = self.create_publisher(Image, "/camera/color/image_raw", qos_profile_sensor_data)
-        self.pub_depth = self.create_publisher(Image, "/camera/depth/image_raw", qos_profile_sensor_data)
-        self.pub_rgb_info = self.create_publisher(CameraInfo, "/camera/color/camera_info", qos_profile_sensor_data)
-        self.pub_depth_info = self.create_publisher(CameraInfo, "/camera/depth/camera_info", qos_profile_sensor_data)
-        self.pub_pose = self.create_publisher(PoseStamped, "/sim/base_pose", RELIABLE)
-        self.pub_twist = self.create_publisher(TwistStamped, "/sim/base_twist", RELIABLE)
-        self.pub_objects = self.create_publisher(MarkerArray, "/sim/objects", RELIABLE)
-        self.pub_joints = self.create_publisher(JointState, "/sim/joint_states", RELIABLE)
-        self.pub_rtf = self.create_publisher(Float64, "/sim/real_time_factor", RELIABLE)
+        self.pub_rgb = self.create_publisher(Image, "camera/color/image_raw", qos_profile_sensor_data)
+        self.pub_depth = self.create_publisher(Image, "camera/depth/image_raw", qos_profile_sensor_data)
+        self.pub_rgb_info = self.create_publisher(CameraInfo, "camera/color/camera_info", qos_profile_sensor_data)
+        self.pub_depth_info = self.create_publisher(CameraInfo, "camera/depth/camera_info", qos_profile_sensor_data)
+        self.pub_pose = self.create_publisher(PoseStamped, "sim/base_pose", RELIABLE)
+        self.pub_twist = self.create_publisher(TwistStamped, "sim/base_twist", RELIABLE)
+        self.pub_objects = self.create_publisher(MarkerArray, "sim/objects", RELIABLE)
+        self.pub_joints = self.create_publisher(JointState, "sim/joint_states", RELIABLE)
+        self.pub_rtf = self.create_publisher(Float64, "sim/real_time_factor", RELIABLE)
 
     def _camera_info(self) -> CameraInfo:
         k = self.runner.intrinsics
@@ -162,8 +167,19 @@ class SimNode(Node):
             if self._outputs_open:
                 self._publish_ground_truth(time_s, truth, joint_q, joint_v)
 
+    def _msg_stamp(self, time_s: float) -> Time:
+        """The stamp of a sample taken at sim time ``time_s``, on the node's clock.
+
+        Following /clock, that is the sim time itself. On the wall clock (real-time mode, where sim
+        time advances at wall speed) it is now minus the sample's age in sim time.
+        """
+        if self.use_sim_time:
+            return _stamp(time_s)
+        age_s = max(0.0, self.runner.world.time_s - time_s)
+        return _stamp(self.get_clock().now().nanoseconds * 1e-9 - age_s)
+
     def _publish_camera(self, time_s: float, rgb: np.ndarray, depth_m: np.ndarray) -> None:
-        stamp = _stamp(time_s)
+        stamp = self._msg_stamp(time_s)
         h, w = depth_m.shape
         for pub, encoding, array, step in ((self.pub_rgb, "rgb8", rgb, 3 * w), (self.pub_depth, "32FC1", depth_m, 4 * w)):
             msg = Image()
@@ -176,7 +192,7 @@ class SimNode(Node):
         self.pub_depth_info.publish(self.camera_info)
 
     def _publish_ground_truth(self, time_s: float, truth: GroundTruth, joint_q: np.ndarray, joint_v: np.ndarray) -> None:
-        stamp, frame = _stamp(time_s), self.get_parameter("world_frame").value
+        stamp, frame = self._msg_stamp(time_s), self.get_parameter("world_frame").value
         pose = PoseStamped()
         pose.header.stamp, pose.header.frame_id = stamp, frame
         p, q = truth.base_position, truth.base_orientation_xyzw
@@ -246,7 +262,7 @@ class SimNode(Node):
     def _on_step(self, _req, res):
         n = int(self.get_parameter("step_ticks").value)
         if not self.runner.paused:
-            res.success, res.message = False, "not paused: call /sim/pause with data=true first"
+            res.success, res.message = False, "not paused: call sim/pause with data=true first"
             return res
         try:
             left = self.runner.request_steps(n)

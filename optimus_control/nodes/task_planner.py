@@ -4,42 +4,45 @@ Thin adapter: every topic name and message conversion of the planner is in the f
 module (``TOPICS``, ``RosController``, ``RosPerception`` and the ``*_from_msg`` / ``*_to_msg``
 functions); the logic is in :mod:`optimus_control.planning`.
 
-Interface (standard messages only):
+Interface (standard messages only). Every name is relative to the node's namespace, so a stack
+launched under ``namespace:=r1`` talks only to its own controller and perception; /diagnostics is
+the one global topic, and only statuses named after this namespace's controller count:
 
-========================================  ====================================  ==========================
-topic / service                           type                                  notes
-========================================  ====================================  ==========================
-/perception/objects (in)                  visualization_msgs/MarkerArray        odom; ns = class, id = track,
-                                                                                pose = centre, scale = size;
-                                                                                each message = all current
-                                                                                tracks; DELETE = forgotten;
-                                                                                text "visible" / "held" /
-                                                                                "lost" = state; TEXT_VIEW_FACING
-                                                                                labels (ns "state") ignored
-/odom (in)                                nav_msgs/Odometry                     base_link pose in odom
-/whole_body_controller/task_status (in)   diagnostic_msgs/DiagnosticArray       one status per task, name
-                                                                                "hand_<hand>" or "<hand>_hand",
-                                                                                "gaze", ... ("prefix: " ignored);
-                                                                                keys goal_reached (true/false),
-                                                                                position_error_m, goal_stamp
-                                                                                (goal header stamp, s, opt.),
-                                                                                clamped (true = unreachable);
-                                                                                level ERROR = fault
-/diagnostics (in)                         diagnostic_msgs/DiagnosticArray       ERROR from a status whose name
-                                                                                starts with controller_prefix
-                                                                                = controller fault
-~/<hand>_hand/goal (out)                  geometry_msgs/PoseStamped             gripper frame target, odom
-~/<hand>_gripper/command (out)            sensor_msgs/JointState                position[0] = per-finger
-                                                                                opening [m] (pad gap = 2x),
-                                                                                effort[0] = force limit [N]
-~/gaze/target (out)                       geometry_msgs/PointStamped            odom
-~/posture (out)                           std_msgs/String                       preset name (on a stop)
-/task/status (out)                        diagnostic_msgs/DiagnosticArray       see planning/status.py
-/diagnostics (out)                        diagnostic_msgs/DiagnosticArray       "task_planner: job" entry
-/task/start, /task/cancel                 std_srvs/Trigger
-========================================  ====================================  ==========================
-
-(``~`` here = the controller's namespace, /whole_body_controller.)
+=====================================================  ====================================  ==========================
+topic / service                                        type                                  notes
+=====================================================  ====================================  ==========================
+perception/objects (in)                                visualization_msgs/MarkerArray        odom; ns = class, id = track,
+                                                                                             pose = centre, scale = size;
+                                                                                             each message = all current
+                                                                                             tracks; DELETE = forgotten;
+                                                                                             text "visible" / "held" /
+                                                                                             "lost" = state; TEXT_VIEW_FACING
+                                                                                             labels (ns "state") ignored
+odom (in)                                              nav_msgs/Odometry                     base_link pose in odom
+whole_body_controller/task_status (in)                 diagnostic_msgs/DiagnosticArray       one status per task, name
+                                                                                             "hand_<hand>" or "<hand>_hand",
+                                                                                             "gaze", ... ("prefix: " ignored);
+                                                                                             keys goal_reached (true/false),
+                                                                                             position_error_m, goal_stamp
+                                                                                             (goal header stamp, s, opt.),
+                                                                                             clamped (true = unreachable);
+                                                                                             level ERROR = fault
+/diagnostics (in)                                      diagnostic_msgs/DiagnosticArray       ERROR from a status named
+                                                                                             after the controller's full
+                                                                                             name (controller_prefix
+                                                                                             resolved in this namespace,
+                                                                                             e.g. /r1/whole_body_controller)
+                                                                                             = controller fault
+whole_body_controller/<hand>_hand/goal (out)           geometry_msgs/PoseStamped             gripper frame target, odom
+whole_body_controller/<hand>_gripper/command (out)     sensor_msgs/JointState                position[0] = per-finger
+                                                                                             opening [m] (pad gap = 2x),
+                                                                                             effort[0] = force limit [N]
+whole_body_controller/gaze/target (out)                geometry_msgs/PointStamped            odom
+whole_body_controller/posture (out)                    std_msgs/String                       preset name (on a stop)
+task/status (out)                                      diagnostic_msgs/DiagnosticArray       see planning/status.py
+/diagnostics (out)                                     diagnostic_msgs/DiagnosticArray       "<full node name>: job" entry
+task/start, task/cancel                                std_srvs/Trigger
+=====================================================  ====================================  ==========================
 
 Subscriptions use best-effort QoS (they match reliable and best-effort publishers); goals and status
 are published reliable. A job file that does not validate stops the node (exit code 2) before any
@@ -70,6 +73,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from optimus_control.errors import OptimusError
 from optimus_control.model import RobotModel
+from optimus_control.nodes.names import is_own_status, resolve_name
 from optimus_control.planning import (
     ControllerStatus,
     GraspParams,
@@ -88,20 +92,21 @@ from optimus_control.planning import (
     write_run_report,
 )
 from optimus_control.planning.interfaces import HELD, LOST, TRACKED
+from optimus_control.planning.status import JOB_ENTRY
 
-CONTROLLER = "/whole_body_controller"  # the controller node's name: its goals and status live under it
+CONTROLLER = "whole_body_controller"  # the controller node, relative: its goals and status live under it
 TOPICS = {
-    "objects": "/perception/objects",
-    "odom": "/odom",
+    "objects": "perception/objects",
+    "odom": "odom",
     "wbc_status": f"{CONTROLLER}/task_status",
     "diagnostics": "/diagnostics",
     "hand_target": CONTROLLER + "/{hand}_hand/goal",
     "gripper_command": CONTROLLER + "/{hand}_gripper/command",
     "gaze_target": f"{CONTROLLER}/gaze/target",
     "posture": f"{CONTROLLER}/posture",
-    "task_status": "/task/status",
-    "start": "/task/start",
-    "cancel": "/task/cancel",
+    "task_status": "task/status",
+    "start": "task/start",
+    "cancel": "task/cancel",
 }
 IGNORED_MARKER_NS = ("state",)  # perception's text labels
 SENSOR_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -193,6 +198,16 @@ def controller_status_from_msg(msg: DiagnosticArray, now_s: float) -> Controller
     return ControllerStatus(stamp, tasks, fault)
 
 
+def controller_fault(msg: DiagnosticArray, controller_name: str) -> str | None:
+    """The controller's fault in a /diagnostics message: None when the message has no status of
+    ``controller_name`` (fully qualified; other nodes and other robots are ignored), "" when its
+    statuses are all fine, else the first ERROR as "name: message"."""
+    mine = [s for s in msg.status if is_own_status(s.name, controller_name)]
+    if not mine:
+        return None
+    return next((f"{s.name}: {s.message}" for s in mine if s.level == DiagnosticStatus.ERROR), "")
+
+
 def status_to_msg(entries: list[StatusEntry], t_s: float) -> DiagnosticArray:
     msg = DiagnosticArray()
     msg.header.stamp = s_to_stamp(t_s)
@@ -212,10 +227,14 @@ def _float(text: str | None) -> float:
 
 # ---- protocol implementations -----------------------------------------------------------------------
 class RosController:
-    """ControllerClient over the whole-body controller's topics."""
+    """ControllerClient over the whole-body controller's topics.
 
-    def __init__(self, node: Node, hands: list[str], frame: str, controller_prefix: str):
-        self.node, self.frame, self.prefix = node, frame, controller_prefix
+    ``controller_name`` is the controller's fully qualified node name: on the global /diagnostics only
+    its statuses count, so another robot's controller fault never reaches this robot's job.
+    """
+
+    def __init__(self, node: Node, hands: list[str], frame: str, controller_name: str):
+        self.node, self.frame, self.controller_name = node, frame, controller_name
         self._lock = threading.Lock()
         self._status: ControllerStatus | None = None
         self._diag_fault: str | None = None
@@ -239,12 +258,10 @@ class RosController:
             self._status = status
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        faults = [f"{s.name}: {s.message}" for s in msg.status
-                  if s.name.startswith(self.prefix) and s.level == DiagnosticStatus.ERROR]
-        mine = [s for s in msg.status if s.name.startswith(self.prefix)]
-        if mine:
+        fault = controller_fault(msg, self.controller_name)
+        if fault is not None:
             with self._lock:
-                self._diag_fault = faults[0] if faults else None
+                self._diag_fault = fault or None
 
     def _on_odom(self, msg: Odometry) -> None:
         try:
@@ -313,7 +330,8 @@ class TaskPlannerNode(Node):
         robot = RobotModel.load(p["robot_config"])
         hands = [h.name for h in robot.config.hands]
         class_map = dict(item.split("=", 1) for item in p["class_map"] if "=" in item)
-        self.controller = RosController(self, hands, p["world_frame"], p["controller_prefix"])
+        self.controller = RosController(self, hands, p["world_frame"],
+                                        resolve_name(p["controller_prefix"], self.get_namespace()))
         self.perception = RosPerception(self, p["world_frame"], class_map)
         self.executive = TaskExecutive(
             self.job, robot, self.controller, self.perception, self._now,
@@ -336,7 +354,8 @@ class TaskPlannerNode(Node):
         self._reported = True
         self.create_timer(1.0 / p["tick_rate_hz"], self._tick)
         self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
-        how = "starting when the controller and perception are up" if self.autostart else f"call {TOPICS['start']}"
+        how = "starting when the controller and perception are up" if self.autostart else \
+            f"call {self.resolve_service_name(TOPICS['start'])}"
         self.get_logger().info(f"job '{self.job.name}' from {self.job.source} is valid; {how}")
 
     def _declare_basic(self) -> dict:
@@ -419,7 +438,10 @@ class TaskPlannerNode(Node):
             ex = self.executive
             entries = task_status(ex.job, ex.world, ex.record, now)
         self._status_pub.publish(status_to_msg(entries, now))
-        self._diag_pub.publish(status_to_msg(entries[:1], now))
+        job = entries[:1]  # on the global /diagnostics, named after this node's full name
+        if job and job[0].name == JOB_ENTRY:
+            job = [dataclasses.replace(job[0], name=f"{self.get_fully_qualified_name()}: job")]
+        self._diag_pub.publish(status_to_msg(job, now))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -4,12 +4,13 @@ Thin adapter: a control thread follows the loop's state packets (sim ticks in lo
 floating-base estimator and the whole-body QP (optimus_control.control) every 1000/rate_hz ticks and
 hands the references and the base state to the C loop. ROS callbacks only translate messages into
 controller calls. Topics, services and the task-status format are listed in the README
-("whole_body_controller node"); in short (``~`` = /whole_body_controller):
+("whole_body_controller node"); in short (``~`` = the node, e.g. /r1/whole_body_controller; the other
+names are relative to its namespace, /diagnostics is global with the node's full name as status name):
 
 in   ~/<hand>_hand/goal (PoseStamped, any resolvable frame), ~/<hand>_gripper/command (JointState:
      position[0] = per-finger opening [m], effort[0] = force limit [N]), ~/gaze/target (PointStamped),
      ~/com_height (Float64 [m] in odom), ~/posture (String preset); services ~/start, ~/damp, ~/reset (Trigger)
-out  /joint_states, /imu/data, /foot_wrench/<foot> (WrenchStamped), /odom, /robot_description,
+out  joint_states, imu/data, foot_wrench/<foot> (WrenchStamped), odom, robot_description,
      /diagnostics, ~/task_status (DiagnosticArray: one status per task, values listed in the README)
 """
 
@@ -36,6 +37,7 @@ from optimus_control.control.wbc_settings import NODE_ADAPTER_DEFAULTS, ROS_ONLY
 from optimus_control.errors import OptimusError
 from optimus_control.estimation import FloatingBaseEstimator
 from optimus_control.model import RobotModel
+from optimus_control.nodes.names import bus_name, check_time_mode
 from optimus_control.rt import Dynamics, Loop, LoopConfig, connect_transport
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -67,6 +69,9 @@ class WholeBodyControllerNode(Node):
             if not self.has_parameter(key):
                 self.declare_parameter(key, default)
         p = {k: self.get_parameter(k).value for k in NODE_ADAPTER_DEFAULTS}
+        self.use_sim_time = bool(self.get_parameter("use_sim_time").value)
+        check_time_mode(self.get_fully_qualified_name(), p["mode"], self.use_sim_time)
+        p["bus_name"] = bus_name(p["bus_name"], self.context.get_domain_id(), self.get_namespace())
         self.p = p
         wbc_params = {name: param.value for name, param in self.get_parameters_by_prefix("").items()
                       if name.split(".")[0] not in ROS_ONLY_KEYS}
@@ -102,14 +107,14 @@ class WholeBodyControllerNode(Node):
     # ---- ROS interfaces ---------------------------------------------------------------------------
     def _make_interfaces(self) -> None:
         cfg = self.robot.config
-        self.pub_joints = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
-        self.pub_imu = self.create_publisher(Imu, "/imu/data", qos_profile_sensor_data)
-        self.pub_wrench = {f.name: self.create_publisher(WrenchStamped, f"/foot_wrench/{f.name}", qos_profile_sensor_data)
+        self.pub_joints = self.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+        self.pub_imu = self.create_publisher(Imu, "imu/data", qos_profile_sensor_data)
+        self.pub_wrench = {f.name: self.create_publisher(WrenchStamped, f"foot_wrench/{f.name}", qos_profile_sensor_data)
                            for f in cfg.feet}
-        self.pub_odom = self.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+        self.pub_odom = self.create_publisher(Odometry, "odom", qos_profile_sensor_data)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
         self.pub_tasks = self.create_publisher(DiagnosticArray, "~/task_status", RELIABLE)
-        self.pub_description = self.create_publisher(String, "/robot_description", LATCHED)
+        self.pub_description = self.create_publisher(String, "robot_description", LATCHED)
         self.pub_description.publish(String(data=self.robot.urdf_path.read_text()))
         for hand in self.controller.hand_names:
             self.create_subscription(PoseStamped, f"~/{hand}_hand/goal", lambda m, h=hand: self._on_hand_goal(h, m), RELIABLE)
@@ -259,8 +264,13 @@ class WholeBodyControllerNode(Node):
                                  kp=refs.kp, kd=refs.kd, contact_wrenches=wrenches, contacts_active=active)
 
     # ---- status out -------------------------------------------------------------------------------
+    def _state_stamp(self, state) -> Time:
+        """Stamp of a state sample on the node's clock: the sample's own sim time when following /clock
+        (finer than /clock's period), else the node's wall clock at publication (real-time mode)."""
+        return _stamp(state.time_s) if self.use_sim_time else self.get_clock().now().to_msg()
+
     def _publish_state(self, state) -> None:
-        stamp = _stamp(state.time_s)
+        stamp = self._state_stamp(state)
         js = JointState()
         js.header.stamp = stamp
         js.name = list(self.robot.joint_names)
@@ -299,7 +309,7 @@ class WholeBodyControllerNode(Node):
         with self.lock:
             status = self.controller.status()
         loop_status, stats = self.loop.status(), self.loop.stats()
-        stamp = _stamp(state.time_s)
+        stamp = self.get_clock().now().to_msg()
         level = {ControllerState.RUNNING: DiagnosticStatus.OK, ControllerState.IDLE: DiagnosticStatus.WARN,
                  ControllerState.HOLDING: DiagnosticStatus.WARN, ControllerState.DAMPING: DiagnosticStatus.ERROR}[status.state]
         values = {"controller_state": status.state.value, "fault": status.fault, "qp_status": status.qp_status,
@@ -316,7 +326,7 @@ class WholeBodyControllerNode(Node):
                   "contacts": ", ".join(f"{k}={v:.2f}" for k, v in status.contacts.items())}
         diag = DiagnosticArray()
         diag.header.stamp = stamp
-        diag.status.append(DiagnosticStatus(level=level, name="whole_body_controller", hardware_id=self.robot.config.name,
+        diag.status.append(DiagnosticStatus(level=level, name=self.get_fully_qualified_name(), hardware_id=self.robot.config.name,
                                             message=status.fault or status.state.value,
                                             values=[KeyValue(key=k, value=v) for k, v in values.items()]))
         self.pub_diag.publish(diag)
@@ -326,7 +336,7 @@ class WholeBodyControllerNode(Node):
             status = self.controller.status()
             goal_info = dict(self._hand_goal_info)
         tasks = DiagnosticArray()
-        tasks.header.stamp = _stamp(state.time_s)
+        tasks.header.stamp = self._state_stamp(state)
         for name, t in status.tasks.items():
             kv = {"weight": f"{t.weight:g}", "error_norm": f"{t.error_norm:.5f}", "goal_reached": str(t.goal_reached).lower(),
                   "moving": str(t.moving).lower(), "position_error_m": f"{t.position_error_m:.5f}",

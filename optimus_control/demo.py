@@ -1,13 +1,14 @@
 """`make demo`: the factory demo (sorting cell) end to end, with progress and a run report.
 
 Runs ``launch/factory_demo.launch.xml`` through optimus-launch (headless, lockstep: sim, whole-body
-controller, perception, task planner), watches it from a small rclpy node of its own (``/task/status``,
-``/clock``, controller status, and ``/sim/`` ground truth for scoring only), prints progress, and
+controller, perception, task planner), watches it from a small rclpy node of its own in the stack's
+namespace (``task/status``, ``/clock``, controller status, and ``sim/`` ground truth for scoring only),
+reacting only to that namespace's nodes on the global ``/diagnostics``, prints progress, and
 writes ``runs/<UTC timestamp>/`` (summary.json, report.md, plots, camera snapshots, launch.log).
 Exit status 0 only when the planner reports the job succeeded, the ground truth agrees (every box of
 the job in its bin) and the robot never fell.
 
-    python -m optimus_control.demo [--job sort_by_colour] [--scene sorting_cell] [--seed 0]
+    python -m optimus_control.demo [--job sort_by_colour] [--scene sorting_cell] [--seed 0] [--namespace r1]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from optimus_control.demo_report import DemoRecording, write_demo_report
 from optimus_control.model import RobotModel, share_dir
+from optimus_control.nodes.names import resolve_name
 from optimus_control.planning import load_job
 
 JOB_ENTRY = "task_planner: job"
@@ -35,13 +37,20 @@ OBSERVER_NICE = 10  # the monitor's priority below the nodes (see DemoMonitor._s
 
 
 class DemoMonitor:
-    """Subscribes to what the demo shows and scores; all callbacks only record."""
+    """Subscribes to what the demo shows and scores; all callbacks only record.
 
-    def __init__(self, domain_id: int, robot: RobotModel, job):
+    The node lives in the stack's ``namespace`` and uses relative names, so it watches that robot only;
+    on the global /diagnostics it keeps the statuses of that namespace's controller.
+    """
+
+    def __init__(self, domain_id: int, robot: RobotModel, job, namespace: str = "", clock_topic: str = "/clock"):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
         self.robot, self.job = robot, job
+        self.namespace = "/" + namespace.strip("/")
+        self.clock_topic = clock_topic
+        self.controller_name = resolve_name("whole_body_controller", self.namespace)
         self.rec = DemoRecording()
         self.job_values: dict[str, str] = {}
         self.sim_time_s = 0.0
@@ -58,7 +67,7 @@ class DemoMonitor:
         # No process-wide ROS logging for this observer: finalising it at close() can block forever
         # (rclpy_logging_fini waiting on the logging lock), which hung a run after the launch had ended.
         self.context.init(domain_id=domain_id, initialize_logging=False)
-        self.node = rclpy.create_node("factory_demo_monitor", context=self.context)
+        self.node = rclpy.create_node("factory_demo_monitor", namespace=self.namespace, context=self.context)
         self._subscribe()
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -76,18 +85,18 @@ class DemoMonitor:
 
         best_effort = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
         n = self.node
-        n.create_subscription(Clock, "/clock", self._on_clock, best_effort)
-        n.create_subscription(DiagnosticArray, "/task/status", self._on_task_status, best_effort)
+        n.create_subscription(Clock, self.clock_topic, self._on_clock, best_effort)
+        n.create_subscription(DiagnosticArray, "task/status", self._on_task_status, best_effort)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, best_effort)
-        n.create_subscription(DiagnosticArray, "/whole_body_controller/task_status", self._on_wbc_tasks, best_effort)
-        n.create_subscription(JointState, "/joint_states", self._on_joints, qos_profile_sensor_data)
-        n.create_subscription(Odometry, "/odom", self._on_odom, qos_profile_sensor_data)
+        n.create_subscription(DiagnosticArray, "whole_body_controller/task_status", self._on_wbc_tasks, best_effort)
+        n.create_subscription(JointState, "joint_states", self._on_joints, qos_profile_sensor_data)
+        n.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
         for foot in self.robot.config.feet:
-            n.create_subscription(WrenchStamped, f"/foot_wrench/{foot.name}",
+            n.create_subscription(WrenchStamped, f"foot_wrench/{foot.name}",
                                   lambda m, f=foot.name: self._on_wrench(f, m), qos_profile_sensor_data)
-        n.create_subscription(Image, "/camera/color/image_raw", self._on_image, qos_profile_sensor_data)
-        n.create_subscription(MarkerArray, "/sim/objects", self._on_truth_objects, best_effort)
-        n.create_subscription(PoseStamped, "/sim/base_pose", self._on_truth_base, best_effort)
+        n.create_subscription(Image, "camera/color/image_raw", self._on_image, qos_profile_sensor_data)
+        n.create_subscription(MarkerArray, "sim/objects", self._on_truth_objects, best_effort)
+        n.create_subscription(PoseStamped, "sim/base_pose", self._on_truth_base, best_effort)
 
     def _spin(self) -> None:
         # This observer must not take CPU from the lockstep chain it watches (sim + controller): on Linux
@@ -124,7 +133,7 @@ class DemoMonitor:
 
     def _on_diagnostics(self, msg) -> None:
         for s in msg.status:
-            if s.name == "whole_body_controller":
+            if s.name == self.controller_name:  # its one status; another robot's never counts
                 values = {kv.key: kv.value for kv in s.values}
                 with self.lock:
                     self.rec.controller = values
@@ -249,8 +258,8 @@ class DemoMonitor:
 
 
 def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, domain_id: int,
-             quiet: bool = False) -> tuple[int, Path, dict]:
-    """Run one episode; returns (exit status, run folder, summary)."""
+             quiet: bool = False, namespace: str = "") -> tuple[int, Path, dict]:
+    """Run one episode (the stack under ``namespace``, empty = the root); returns (exit status, run folder, summary)."""
     robot = RobotModel.load()
     job_spec = load_job(job)
     folder = Path(runs_dir) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -265,9 +274,9 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION")})
     cmd = [sys.executable, "-m", "optimus_control.launch.cli", str(share_dir() / "launch" / "factory_demo.launch.xml"),
            f"job:={job}", f"scene:={scene}", f"seed:={seed}", f"bus_name:=optimus_demo_{os.getpid()}",
-           f"report_dir:={folder / 'planner'}"]
+           f"report_dir:={folder / 'planner'}", f"namespace:={namespace}"]
     print(f"factory demo: job '{job_spec.name}', scene '{scene}', seed {seed}; ROS_DOMAIN_ID={domain_id}; run folder {folder}")
-    monitor = DemoMonitor(domain_id, robot, job_spec)
+    monitor = DemoMonitor(domain_id, robot, job_spec, namespace)
     wall0 = time.monotonic()
     log = open(folder / "launch.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -331,8 +340,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", default="runs", type=Path)
     parser.add_argument("--timeout", type=float, default=3600.0, help="wall-time limit [s]")
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", DEFAULT_DOMAIN_ID)))
+    parser.add_argument("--namespace", default="", help="ROS namespace of the stack (empty: the root namespace)")
     a = parser.parse_args(argv)
-    code, _, _ = run_demo(a.job, a.scene, a.seed, a.runs_dir, a.timeout, a.domain_id)
+    code, _, _ = run_demo(a.job, a.scene, a.seed, a.runs_dir, a.timeout, a.domain_id, namespace=a.namespace)
     sys.exit(code)
 
 

@@ -165,7 +165,7 @@ def test_node_status_services_and_safe_stops(planner, probe):
     assert "controller fault" in job_status[-1]["reason"] and "QP failed, damping" in job_status[-1]["reason"]
     assert spin_until(executor, lambda: "standing" in postures)
     assert spin_until(executor, lambda: len(list(runs.glob("*/summary.json"))) == 2)
-    assert any(s.name == "task_planner: job" for m in diagnostics for s in m.status)
+    assert any(s.name == "/task_planner: job" for m in diagnostics for s in m.status)  # full node name
     assert proc.poll() is None  # still up, ready for another start
     assert Path(runs).is_dir()
 

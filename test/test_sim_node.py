@@ -102,7 +102,7 @@ class SimProcess:
             # terminal (a shell starts background jobs with SIGINT ignored, and the child would inherit that).
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "optimus_control.nodes.sim", "--ros-args", "-p", f"bus_name:={bus}",
-                 *[a for param in params for a in ("-p", param)]],
+                 "-p", "use_sim_time:=true", *[a for param in params for a in ("-p", param)]],
                 env=ros_env(DOMAIN_ID), stdout=out, stderr=err, text=True,
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
@@ -264,7 +264,8 @@ def test_bad_scene_stops_the_node_with_a_clear_error(tmp_path):
                      "  - {name: desk, type: table, position: [0.1, 0.0], size: [0.4, 0.6, 0.8]}\n")
     bus = f"optimus_simnode_bad_{os.getpid()}"
     result = subprocess.run([sys.executable, "-m", "optimus_control.nodes.sim", "--ros-args", "-p", f"scene:={scene}",
-                             "-p", f"bus_name:={bus}"], env=ros_env(OTHER_DOMAIN_ID), capture_output=True, text=True,
+                             "-p", f"bus_name:={bus}", "-p", "use_sim_time:=true"], env=ros_env(OTHER_DOMAIN_ID),
+                            capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2
     assert f"{scene}: furniture[0] 'desk': overlaps the robot" in result.stdout + result.stderr

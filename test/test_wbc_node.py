@@ -28,11 +28,13 @@ def nodes():
     env = ros_env(DOMAIN_ID)
     py = sys.executable
     sim = subprocess.Popen([py, "-m", "optimus_control.nodes.sim", "--ros-args", "--params-file",
-                            str(REPO / "config/sim.yaml"), "-p", f"bus_name:={BUS}", "-p", "camera_enabled:=false"],
+                            str(REPO / "config/sim.yaml"), "-p", f"bus_name:={BUS}", "-p", "camera_enabled:=false",
+                            "-p", "use_sim_time:=true"],
                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)
     wbc = subprocess.Popen([py, "-m", "optimus_control.nodes.whole_body_controller", "--ros-args", "--params-file",
-                            str(REPO / "config/whole_body_controller.yaml"), "-p", f"bus_name:={BUS}"],
+                            str(REPO / "config/whole_body_controller.yaml"), "-p", f"bus_name:={BUS}",
+                            "-p", "use_sim_time:=true"],
                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION")})
@@ -92,6 +94,7 @@ def test_node_balances_reaches_and_rejects_bad_frames(nodes, robot):
     spin_until(lambda: "diag" in got and diag_values()["controller_state"] == "running" and "odom" in got
                and "truth" in got and "urdf" in got, 120, "balancing, /odom, /sim/base_pose, /robot_description")
     assert "<robot" in got["urdf"].data
+    assert got["diag"].status[0].name == "/whole_body_controller"  # the node's full name on the global topic
     odom, truth = got["odom"].pose.pose.position, got["truth"].pose.position
     assert abs(odom.z - truth.z) < 0.01
 

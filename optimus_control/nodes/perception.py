@@ -73,14 +73,20 @@ class PerceptionNode(Node):
         self._latency_ms: deque = deque(maxlen=100)
         self._frames = 0
         self._skipped = 0
-        self._status = (DiagnosticStatus.WARN, f"waiting for CameraInfo on {self.cfg['camera_info_topic']}")
         c = self.cfg
-        self.create_subscription(Image, c["colour_topic"], self._on_colour, qos_profile_sensor_data)
-        self.create_subscription(Image, c["depth_topic"], self._on_depth, qos_profile_sensor_data)
-        self.create_subscription(CameraInfo, c["camera_info_topic"], self._on_camera_info, qos_profile_sensor_data)
-        self.create_subscription(JointState, c["joint_states_topic"], self._on_joint_state, qos_profile_sensor_data)
-        self.create_subscription(Odometry, c["odom_topic"], self._on_odom, qos_profile_sensor_data)
-        self.pub_objects = self.create_publisher(MarkerArray, c["objects_topic"], RELIABLE)
+        endpoints = {
+            "colour_topic": self.create_subscription(Image, c["colour_topic"], self._on_colour, qos_profile_sensor_data),
+            "depth_topic": self.create_subscription(Image, c["depth_topic"], self._on_depth, qos_profile_sensor_data),
+            "camera_info_topic": self.create_subscription(CameraInfo, c["camera_info_topic"], self._on_camera_info,
+                                                          qos_profile_sensor_data),
+            "joint_states_topic": self.create_subscription(JointState, c["joint_states_topic"], self._on_joint_state,
+                                                           qos_profile_sensor_data),
+            "odom_topic": self.create_subscription(Odometry, c["odom_topic"], self._on_odom, qos_profile_sensor_data),
+            "objects_topic": self.create_publisher(MarkerArray, c["objects_topic"], RELIABLE),
+        }
+        self.pub_objects = endpoints["objects_topic"]
+        c.update({key: endpoint.topic_name for key, endpoint in endpoints.items()})  # full names (remaps applied) for messages
+        self._status = (DiagnosticStatus.WARN, f"waiting for CameraInfo on {c['camera_info_topic']}")
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
         self.create_timer(c["diagnostics_period_s"], self._publish_diagnostics)
         self.create_timer(0.05, self._retry_pending, clock=Clock())  # wall clock: also when /clock stalls

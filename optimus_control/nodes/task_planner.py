@@ -305,12 +305,12 @@ class RosPerception:
         self.node, self.frame, self.class_map = node, frame, class_map
         self._snapshot: PerceptionSnapshot | None = None
         self._lock = threading.Lock()
-        node.create_subscription(MarkerArray, TOPICS["objects"], self._on_objects, SENSOR_QOS)
+        self._topic = node.create_subscription(MarkerArray, TOPICS["objects"], self._on_objects, SENSOR_QOS).topic_name
 
     def _on_objects(self, msg: MarkerArray) -> None:
         wrong = {m.header.frame_id for m in msg.markers if m.header.frame_id != self.frame and m.action != Marker.DELETEALL}
         if wrong:
-            self.node.get_logger().warning(f"{TOPICS['objects']}: ignoring markers in frame(s) {sorted(wrong)}; "
+            self.node.get_logger().warning(f"{self._topic}: ignoring markers in frame(s) {sorted(wrong)}; "
                                            f"expected '{self.frame}'", throttle_duration_sec=5.0)
         snap = snapshot_from_msg(msg, self.class_map, self.frame, self.node.get_clock().now().nanoseconds * 1e-9)
         with self._lock:

@@ -439,3 +439,36 @@ def test_two_robots_on_one_domain_take_only_their_own_goals(isolated, tmp_path, 
         probe.close()
         codes = {ns: s.stop() for ns, s in stacks.items()}
     assert codes == {"r1": 0, "r2": 0}, {ns: s.output()[-3000:] for ns, s in stacks.items()}
+
+
+# ---- stamps on the node's clock ---------------------------------------------------------------------------
+@pytest.mark.launcher
+@pytest.mark.realtime
+def test_real_time_mode_on_the_wall_clock_stamps_in_wall_time(isolated, tmp_path):
+    """sim.launch.xml with mode:=realtime use_sim_time:=false: state, odometry, ground truth and diagnostics
+    carry wall-clock stamps (the nodes' clocks), not sim time counted from zero."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PoseStamped
+    from nav_msgs.msg import Odometry
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import JointState
+
+    stack = Stack.launch("sim.launch.xml", isolated, tmp_path / "launch.log", "namespace:=r3", "mode:=realtime",
+                         "use_sim_time:=false", "camera_enabled:=false")
+    probe = Probe(isolated)
+    try:
+        boxes = {"joint_states": probe.latest(JointState, "/r3/joint_states", qos_profile_sensor_data),
+                 "odom": probe.latest(Odometry, "/r3/odom", qos_profile_sensor_data),
+                 "sim/base_pose": probe.latest(PoseStamped, "/r3/sim/base_pose"),
+                 "/diagnostics": probe.latest(DiagnosticArray, "/diagnostics")}
+        probe.wait(lambda: all(b["n"] > 0 for b in boxes.values()), START_S, "state, odometry, ground truth, diagnostics",
+                   (stack,))
+        with probe.lock:
+            stamps = {name: _stamp_s(b["msg"].header.stamp) for name, b in boxes.items()}
+        wall = time.time()
+        # Generous: a loaded machine delays messages by seconds at most; sim time would be ~1e1, wall ~1.8e9.
+        assert all(abs(wall - s) < 60.0 for s in stamps.values()), {k: wall - s for k, s in stamps.items()}
+    finally:
+        probe.close()
+        code = stack.stop()
+    assert code == 0, stack.output()[-3000:]

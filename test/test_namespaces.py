@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -50,20 +51,16 @@ def test_status_filter_keeps_only_the_named_node_of_the_same_namespace():
 
 
 class _FakeNode:
-    """Just enough of rclpy.Node for RosController: publishers that record, subscriptions that do nothing."""
+    """Just enough of rclpy.Node for RosController: publishers that drop, subscriptions that do nothing."""
 
-    class _Clock:
-        def now(self):
-            return type("T", (), {"nanoseconds": 5_000_000_000})()
+    def create_publisher(self, *_args, **_kw) -> SimpleNamespace:
+        return SimpleNamespace(publish=lambda _msg: None)
 
-    def create_publisher(self, *_args, **_kw):
-        return type("Pub", (), {"publish": lambda self, msg: None})()
-
-    def create_subscription(self, *_args, **_kw):
+    def create_subscription(self, *_args, **_kw) -> None:
         return None
 
-    def get_clock(self):
-        return self._Clock()
+    def get_clock(self) -> SimpleNamespace:
+        return SimpleNamespace(now=lambda: SimpleNamespace(nanoseconds=5_000_000_000))
 
 
 def test_robot_2s_controller_fault_never_reaches_robot_1s_planner():

@@ -344,12 +344,16 @@ def _hand_status(box: dict, hand: str) -> dict[str, str] | None:
 def test_two_robots_on_one_domain_take_only_their_own_goals(isolated, tmp_path, robot):
     """Two simulated robots (sim + controller each) under /r1 and /r2 on one domain, each with its own
     clock (clock_topic:=clock) and its own joint bus (derived from the namespace). A hand goal sent to r1
-    moves r1's hand and not r2's; a goal for r2's other hand moves r2's only."""
+    moves r1's hand and not r2's; a goal for r2's other hand moves r2's only; r2's controller fault is
+    not r1's."""
     import pinocchio as pin
-    from diagnostic_msgs.msg import DiagnosticArray
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from geometry_msgs.msg import PoseStamped
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import JointState
+    from std_srvs.srv import Trigger
+
+    from optimus_control.nodes.task_planner import controller_fault
 
     stacks = {ns: Stack.launch("sim.launch.xml", isolated, tmp_path / f"{ns}.log", f"namespace:={ns}",
                                "clock_topic:=clock", "camera_enabled:=false") for ns in ("r1", "r2")}
@@ -432,6 +436,26 @@ def test_two_robots_on_one_domain_take_only_their_own_goals(isolated, tmp_path, 
                 return s is not None and s["goal_reached"] == "true" and s.get("goal_stamp") is not None
 
             probe.wait(settled, 120.0, f"{target}'s {hand} hand goal reached", tuple(stacks.values()))
+
+        # r2's controller faults (damping on request): on the shared /diagnostics its status is an ERROR
+        # named /r2/whole_body_controller, which r1's planner-side filter ignores while r1 runs on.
+        damp = probe.node.create_client(Trigger, "/r2/whole_body_controller/damp")
+        probe.wait(damp.service_is_ready, 30.0, "r2's damp service")
+        damp.call_async(Trigger.Request())
+        seen: dict[str, object] = {}
+
+        def r2_faulted():
+            if diag["msg"] is not None:
+                for s in diag["msg"].status:
+                    seen[s.name] = s
+            r2 = seen.get("/r2/whole_body_controller")
+            return r2 is not None and r2.level == DiagnosticStatus.ERROR and "/r1/whole_body_controller" in seen
+
+        probe.wait(r2_faulted, 60.0, "r2's controller at ERROR on /diagnostics", tuple(stacks.values()))
+        with probe.lock:
+            statuses = DiagnosticArray(status=list(seen.values()))
+        assert controller_fault(statuses, "/r2/whole_body_controller")
+        assert controller_fault(statuses, "/r1/whole_body_controller") == "", statuses
     finally:
         probe.close()
         codes = {ns: s.stop() for ns, s in stacks.items()}

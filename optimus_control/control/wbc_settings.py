@@ -18,7 +18,7 @@ NODE_NAME = "whole_body_controller"
 # The ROS adapter's own parameters (bus, start-up, topic rates) with their defaults: they share the node's
 # parameter file with the controller's settings, so the settings loader must skip them.
 NODE_ADAPTER_DEFAULTS = {"robot_config": "optimus.yaml", "bus_name": "optimus_bus", "mode": "lockstep",
-                         "auto_start": True, "publish_rate_hz": 100.0, "diagnostics_rate_hz": 1.0,
+                         "auto_start": True, "publish_rate_hz": 50.0, "diagnostics_rate_hz": 1.0,
                          "task_status_rate_hz": 10.0, "connect_timeout_s": 30.0, "odom_frame": "odom"}
 ROS_ONLY_KEYS = {"use_sim_time", "qos_overrides", "start_type_description_service"} | set(NODE_ADAPTER_DEFAULTS)
 
@@ -76,7 +76,7 @@ class WbcSettings:
             acceleration-level QP does not leave once a hand goal asks for a turn there).
     """
 
-    rate_hz: float = 500.0
+    rate_hz: float = 250.0
     qp_backend: str = "proxsuite"
     tasks: TaskSettings = field(default_factory=TaskSettings)
     force_regularisation_weight: float = 1e-4
@@ -100,7 +100,8 @@ class WbcSettings:
     stale_state_timeout_s: float = 0.02
     com_support_offset_m: list = field(default_factory=lambda: [0.0, 0.0])
     posture_presets: dict = field(default_factory=dict)
-    joint_limit_margins_rad: dict = field(default_factory=dict)
+    joint_limit_margins_rad: dict = field(default_factory=lambda: {"l_elbow": 0.25, "r_elbow": 0.25,
+                                                                   "l_shoulder_yaw": 0.15, "r_shoulder_yaw": 0.15})
 
     @property
     def ticks_per_update(self) -> int:

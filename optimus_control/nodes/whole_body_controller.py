@@ -31,11 +31,12 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
-from optimus_control.control import ControllerState, GoalFrameResolver, LoopMode, WbcSettings, WholeBodyController
-from optimus_control.control.wbc_settings import NODE_ADAPTER_DEFAULTS, ROS_ONLY_KEYS
+from optimus_control.control import ControllerState, GoalFrameResolver, LoopMode, WholeBodyController
+from optimus_control.control.wbc_settings import WholeBodyControllerNodeSettings
 from optimus_control.errors import OptimusError
 from optimus_control.estimation import FloatingBaseEstimator
 from optimus_control.model import RobotModel
+from optimus_control.nodes.parameters import declare_settings
 from optimus_control.rt import Dynamics, Loop, LoopConfig, connect_transport
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -47,31 +48,12 @@ def _stamp(time_s: float) -> Time:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-def _nested(flat: dict[str, object]) -> dict:
-    """{'tasks.com.weight': 1.0} -> {'tasks': {'com': {'weight': 1.0}}}."""
-    out: dict = {}
-    for key, value in flat.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
-
-
 class WholeBodyControllerNode(Node):
     def __init__(self):
-        super().__init__("whole_body_controller", allow_undeclared_parameters=True,
-                         automatically_declare_parameters_from_overrides=True)
-        for key, default in NODE_ADAPTER_DEFAULTS.items():
-            if not self.has_parameter(key):
-                self.declare_parameter(key, default)
-        p = {k: self.get_parameter(k).value for k in NODE_ADAPTER_DEFAULTS}
-        self.p = p
-        wbc_params = {name: param.value for name, param in self.get_parameters_by_prefix("").items()
-                      if name.split(".")[0] not in ROS_ONLY_KEYS}
+        super().__init__("whole_body_controller")
+        self.settings = declare_settings(self, WholeBodyControllerNodeSettings)
+        p = self.p = vars(self.settings)
         self.robot = RobotModel.load(p["robot_config"])
-        self.settings = WbcSettings.from_mapping(_nested(wbc_params), "whole_body_controller parameters")
         self.controller = WholeBodyController(self.robot, self.settings)
         self.estimator = FloatingBaseEstimator(self.robot)
         self.resolver = GoalFrameResolver(self.robot, p["odom_frame"])

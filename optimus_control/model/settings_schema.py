@@ -61,8 +61,8 @@ class Kind:
     def label(self) -> str:
         base = self.scalar.__name__
         if self.sequence is not None:
-            return f"{base}[{self.length}]" if self.length else f"{base}[]"
-        return "map " * self.depth + base if self.depth else base
+            base = f"{base}[{self.length}]" if self.length else f"{base}[]"
+        return "{str: " * self.depth + base + "}" * self.depth
 
 
 def _kind(hint: Any, where: str) -> Kind:
@@ -275,3 +275,25 @@ def load_parameter_file(cls: type[T], path: str | os.PathLike, node: str, base: 
     for _, params in sections:
         settings = build(cls, params, str(r.source), settings)
     return settings
+
+
+# ---- documentation ---------------------------------------------------------------------------------------
+def _format_default(value: Any) -> str:
+    if isinstance(value, str):
+        return f'`"{value}"`' if value == "" else f"`{value}`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, (list, tuple)):
+        return "`[" + ", ".join(_format_default(v).strip("`") for v in value) + "]`"
+    if isinstance(value, dict):
+        return "`{" + ", ".join(f"{k}: {_format_default(v).strip('`')}" for k, v in value.items()) + "}`"
+    return f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
+
+
+def markdown_table(settings: Any) -> str:
+    """One row per parameter: name, type, default, unit, description (the README's parameter tables)."""
+    rows = ["| parameter | type | default | unit | description |", "|---|---|---|---|---|"]
+    for leaf in leaves(settings):
+        doc = leaf.doc.replace("|", "\\|")
+        rows.append(f"| `{leaf.name}` | {leaf.kind.label} | {_format_default(leaf.default)} | {leaf.unit} | {doc} |")
+    return "\n".join(rows) + "\n"

@@ -38,8 +38,12 @@ def declare_settings(node: Node, cls: type[T], base: T | None = None) -> T:
         kind = leaf.kind  # an open mapping's entries are scalars of the mapping's kind
         ptype = _parameter_type(kind)
         unit = f" [{leaf.unit}]" if leaf.unit else ""
-        descriptor = ParameterDescriptor(name=name, type=int(ptype), description=f"{leaf.doc}{unit}")
-        value_msg = Parameter(name, ptype, list(value) if kind.sequence is not None else value).get_parameter_value()
-        node.declare_parameter(name, value_msg, descriptor, ignore_override=True)
+        descriptor = ParameterDescriptor(name=name, description=f"{leaf.doc}{unit}")
+        value = list(value) if kind.sequence is not None else value
+        if value == []:  # rclpy cannot infer an empty array's type: declare the type, then set the value
+            node.declare_parameter(name, ptype, descriptor, ignore_override=True)
+            node.set_parameters([Parameter(name, ptype, value)])
+        else:
+            node.declare_parameter(name, value, descriptor, ignore_override=True)
     return settings
 

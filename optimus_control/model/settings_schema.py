@@ -148,52 +148,42 @@ def is_ros_reserved(name: str) -> bool:
 
 
 # ---- building settings from values -----------------------------------------------------------------------
-def build(cls: type[T], values: Mapping[str, Any], where: str, base: T | None = None,
-          lines: Mapping[str, int] | None = None) -> T:
+def build(cls: type[T], values: Mapping[str, Any], where: str, base: T | None = None) -> T:
     """``base`` (default: ``cls()``) with ``values`` applied: nested or dotted names, strictly checked.
 
-    ``where`` names the source in messages; ``lines`` maps dotted names to their line in it.
+    ``where`` names the source in messages; values read by :mod:`yaml_reader` add their line to it.
     """
-    lines = dict(lines or {})
-    flat = _flatten(values, "", lines if isinstance(values, YamlMap) else None)
+    lines: dict[str, int] = {}
+    flat = _flatten(values, "", lines)
     obj = base if base is not None else cls()
     known = [leaf.name for leaf in leaves(obj)]
     changes: dict[tuple[str, ...], Any] = {}
     for name, value in flat.items():
-        at = f"{where}:{lines[name]}" if name in lines else where
         if is_ros_reserved(name) or (isinstance(value, Mapping) and not value):
             continue
-        path, leaf_hint, f = _resolve(type(obj), name, at, known)
-        changes[path] = _convert(value, _kind(leaf_hint, name), f"{at}: {name}")
+        at = f"{where}:{lines[name]}" if name in lines else where
+        changes[tuple(name.split("."))] = _convert(value, _resolve(type(obj), name, at, known), f"{at}: {name}")
     return _apply(obj, changes, where)
 
 
-def _resolve(cls: type, name: str, at: str, known: list[str]) -> tuple[tuple[str, ...], Any, dataclasses.Field]:
+def _resolve(cls: type, name: str, at: str, known: list[str]) -> Kind:
+    """The kind of value the parameter ``name`` takes (an open mapping's entries: its scalars)."""
     parts = name.split(".")
     node: Any = cls
     for i, part in enumerate(parts):
-        match = next(((f, h) for f, h in _parameter_fields(node) if f.name == part), None)
+        match = next((hint for f, hint in _parameter_fields(node) if f.name == part), None)
         if match is None:
             raise ConfigError(f"{at}: unknown parameter '{name}'{suggest(name, known)}")
-        f, hint = match
-        if is_dataclass(hint):
-            node = hint
+        if is_dataclass(match):
+            node = match
             continue
-        kind = _kind(hint, name)
-        rest = parts[i + 1:]
-        if len(rest) != kind.depth:
-            wanted = f"'{name}.<{'.<'.join(['key>'] * kind.depth)}" if kind.depth else f"'{'.'.join(parts[:i + 1])}'"
-            raise ConfigError(f"{at}: '{name}' does not name a value (expected {wanted})")
-        return tuple(parts), _scalar_hint(kind), f
+        kind = _kind(match, name)
+        if len(parts) - i - 1 != kind.depth:
+            field_name = ".".join(parts[:i + 1])
+            raise ConfigError(f"{at}: '{name}' does not name a value ('{field_name}' is a "
+                              f"{kind.label}: give {kind.depth} key level(s) below it)")
+        return dataclasses.replace(kind, depth=0)
     raise ConfigError(f"{at}: '{name}' is a group of parameters, not a value{suggest(name, known)}")
-
-
-def _scalar_hint(kind: Kind) -> Any:
-    if kind.sequence is None:
-        return kind.scalar
-    if kind.sequence is tuple:
-        return tuple[(kind.scalar,) * kind.length] if kind.length else tuple[kind.scalar, ...]
-    return list[kind.scalar]
 
 
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}

@@ -8,7 +8,6 @@ the file and line instead of a bare parser error.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -221,9 +220,3 @@ def _kind(value: Any) -> str:
             return name
     return type(value).__name__
 
-
-def load_yaml_file(path: str | os.PathLike, subdir: str, what: str) -> tuple[YamlReader, Any]:
-    """Resolve ``path`` under the package's ``subdir`` and load it with a reader for its messages."""
-    from optimus_control.model.paths import resolve_data_path
-
-    return YamlReader.load(resolve_data_path(path, subdir), what)

@@ -30,16 +30,15 @@ from optimus_control.control.wbc_settings import load_wbc_settings
 from optimus_control.demo_report import score_with_ground_truth
 from optimus_control.errors import GoalError
 from optimus_control.model import RobotModel
-from optimus_control.model.parameter_file import node_parameters
+from optimus_control.model.settings_schema import build, load_parameter_file
 from optimus_control.numerics import single_threaded_numerics
 from optimus_control.perception import PerceptionParams, PinholeCamera
+from optimus_control.perception.params import PerceptionNodeSettings
 from optimus_control.perception.pipeline import PerceptionPipeline
 from optimus_control.planning import load_job
-from optimus_control.planning.context import SkillParams
 from optimus_control.planning.episode import job_progress
 from optimus_control.planning.executive import TaskExecutive
 from optimus_control.planning.geometry import Pose
-from optimus_control.planning.grasp import GraspParams
 from optimus_control.planning.interfaces import (
     GAZE_TASK,
     LOST,
@@ -51,20 +50,13 @@ from optimus_control.planning.interfaces import (
     gripper_task,
     hand_task,
 )
-from optimus_control.planning.workspace import WorkspaceParams
-from optimus_control.planning.world_model import WorldParams
+from optimus_control.planning.node_settings import TaskPlannerSettings
 from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
 from optimus_control.sim.scene_builder import build_scene
 from optimus_control.sim.scene_spec import load_scene
 from optimus_control.sim.world import SimWorld
 
 TREE_RATE_HZ = 10.0
-
-
-def _group(params: dict, name: str, defaults):
-    values = params.get(name, {}) or {}
-    known = {f.name for f in dataclasses.fields(defaults)}
-    return dataclasses.replace(defaults, **{k: v for k, v in values.items() if k in known})
 
 
 class InProcessController:
@@ -173,17 +165,10 @@ class EpisodeResult:
         return 60.0 * self.boxes_sorted_truth / max(self.sim_time_s, 1e-9)
 
 
-def _override(params: dict, assignments: list[str]) -> dict:
-    """``group.key=value`` (YAML value) assignments on a nested parameter mapping."""
-    params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in params.items()}
-    for item in assignments:
-        key, _, text = item.partition("=")
-        *groups, leaf = key.split(".")
-        node = params
-        for g in groups:
-            node = node.setdefault(g, {})
-        node[leaf] = yaml.safe_load(text)
-    return params
+def _override(settings: TaskPlannerSettings, assignments: list[str]) -> TaskPlannerSettings:
+    """``group.key=value`` (YAML value) assignments, checked like the node's parameters."""
+    values = {key: yaml.safe_load(text) for key, _, text in (item.partition("=") for item in assignments)}
+    return build(TaskPlannerSettings, values, "planner overrides", settings)
 
 
 def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, time_limit_s: float = 240.0,
@@ -203,19 +188,16 @@ def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, ti
         # The node's lockstep timing: references from a state apply one update period later.
         runner = LockstepRunner(world, robot, settings, reference_delay_ticks=settings.ticks_per_update)
         runner.start()
-        perception = InProcessPerception(robot, world, PerceptionParams.from_dict(
-            {k: v for k, v in node_parameters("perception.yaml", "perception")[0].items()
-             if k in {f.name for f in dataclasses.fields(PerceptionParams)} | {"colour_class_names", "colour_class_rgb"}}))
+        perception = InProcessPerception(robot, world, load_parameter_file(
+            PerceptionNodeSettings, "perception.yaml", "perception"))
         controller = InProcessController(runner)
-        planner_params = _override(node_parameters("task_planner.yaml", "task_planner")[0], planner_overrides or [])
-        job = load_job(job_name, planner_params.get("object_classes"))
+        planner = _override(load_parameter_file(TaskPlannerSettings, "task_planner.yaml", "task_planner"),
+                            planner_overrides or [])
+        job = load_job(job_name, planner.object_classes)
         executive = TaskExecutive(
-            job, robot, controller, perception, lambda: world.time_s,
-            skill_params=_group(planner_params, "skill", SkillParams()),
-            world_params=_group(planner_params, "world", WorldParams()),
-            grasp_params=_group(planner_params, "grasp", dataclasses.replace(
-                GraspParams(), max_finger_opening_m=robot.config.gripper.open_position)),
-            workspace_params=_group(planner_params, "workspace", WorkspaceParams()))
+            job, robot, controller, perception, lambda: world.time_s, skill_params=planner.skill,
+            world_params=planner.world, workspace_params=planner.workspace,
+            grasp_params=dataclasses.replace(planner.grasp, max_finger_opening_m=robot.config.gripper.open_position))
         dt = world.params.time_step_s
         camera_every = int(round(1.0 / (perception.rate_hz * dt)))
         tree_every = int(round(1.0 / (TREE_RATE_HZ * dt)))

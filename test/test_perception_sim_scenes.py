@@ -16,16 +16,14 @@ import pybullet as pb
 import pytest
 
 from optimus_control.model import RobotModel
+from optimus_control.model.colours import NAMED_COLOURS
 from optimus_control.perception import PinholeCamera
 from optimus_control.perception.pipeline import PerceptionPipeline
 
 pytestmark = pytest.mark.sim
 
 TABLE_TOP_M = 0.75
-COLOURS = {  # the sim's named colours (optimus_control.sim.scene_spec.COLOURS) as 0..1 RGBA
-    "red": (0.85, 0.1, 0.1, 1.0), "green": (0.1, 0.7, 0.2, 1.0), "blue": (0.1, 0.25, 0.85, 1.0),
-    "yellow": (0.95, 0.85, 0.1, 1.0), "orange": (0.95, 0.5, 0.05, 1.0), "purple": (0.55, 0.2, 0.7, 1.0),
-}
+COLOURS = NAMED_COLOURS  # the sim's named colours as 0..1 RGBA
 TABLE_YAML = """
 scene: {name: perception_table_only, description: An empty table in front of the robot.}
 robot: {position: [0.0, 0.0], yaw_deg: 0.0}

@@ -52,7 +52,7 @@ def test_invalid_job_stops_the_node_before_anything_moves(tmp_path):
     finally:
         out = stop_node(proc)
     assert proc.returncode == 2, out
-    assert f"{bad}: goal.sort.pink: unknown object class 'pink'" in out
+    assert f"{bad}:3: goal.sort.pink: unknown object class 'pink'" in out  # file:line: entry
 
 
 @pytest.fixture

@@ -22,6 +22,10 @@ from optimus_control.planning.world_model import PENDING, SKIPPED, SORTED, World
 
 TABLE_M = 0.80
 BOX = (0.20, 0.16, 0.12)
+# These geometry tests check an arm-only workspace and drops over the bin centre, not the shipped planner
+# settings (config/task_planner.yaml: the trunk helps reach, drops spread over the bin): simpler numbers.
+UNIT_WORKSPACE = WorkspaceParams(reach_fraction=0.92, trunk_range_fraction=0.3, trunk_samples_per_joint=3)
+UNIT_GRASP = GraspParams(place_edge_margin_m=0.0, lift_height_m=0.20)
 
 
 def job_data(**overrides) -> dict:
@@ -38,7 +42,7 @@ def job_data(**overrides) -> dict:
 
 @pytest.fixture(scope="module")
 def workspace(robot):
-    return ArmWorkspace(robot)
+    return ArmWorkspace(robot, UNIT_WORKSPACE)
 
 
 @pytest.fixture
@@ -57,7 +61,7 @@ def plan(workspace, scene, data=None, params=None):
     job = parse_job(data or job_data(), "unit.yaml")
     belief = WorldModel(job)
     belief.update(scene.snapshot())
-    planner = Planner(job, workspace, params or GraspParams())
+    planner = Planner(job, workspace, params or UNIT_GRASP)
     return planner, belief, planner.next_pick(belief, scene.base_pose())
 
 
@@ -94,7 +98,7 @@ def test_reach_limits(workspace):
 @pytest.mark.parametrize("yaw_deg", [0.0, 30.0, -60.0, 90.0])
 def test_top_grasp_pose(workspace, yaw_deg):
     """Fingers point down, close across a horizontal box axis that fits, and reach below the box top."""
-    hand, params = workspace.hands["left"], GraspParams()
+    hand, params = workspace.hands["left"], UNIT_GRASP
     yaw = np.radians(yaw_deg)
     size = np.array([0.35, 0.20, 0.12])  # only the 0.20 m side fits the 0.30 m stroke
     box = Pose(np.array([0.4, 0.2, 0.86]), rotation_z(yaw))
@@ -114,7 +118,7 @@ def test_top_grasp_pose(workspace, yaw_deg):
 def test_grasp_prefers_least_wrist_twist(workspace):
     """With both sides fitting, the hand closes along the axis nearest its natural closing direction."""
     hand = workspace.hands["right"]
-    g = choose_grasp(hand, Pose.from_position_yaw([0.4, -0.2, 0.86]), np.array([0.20, 0.18, 0.12]), GraspParams())
+    g = choose_grasp(hand, Pose.from_position_yaw([0.4, -0.2, 0.86]), np.array([0.20, 0.18, 0.12]), UNIT_GRASP)
     closing = g.gripper_pose.rotation @ hand.closing_axis
     natural = np.array([np.cos(hand.natural_grasp_yaw_rad), np.sin(hand.natural_grasp_yaw_rad), 0.0])
     assert closing @ natural > np.cos(np.radians(45))
@@ -122,7 +126,7 @@ def test_grasp_prefers_least_wrist_twist(workspace):
 
 def test_widest_box_uses_the_full_stroke(workspace):
     """A 0.30 m box still fits the 2 x 0.16 m stroke: the fingers open fully, with less than the usual clearance."""
-    params = GraspParams()
+    params = UNIT_GRASP
     g = choose_grasp(workspace.hands["left"], Pose.from_position_yaw([0.4, 0.2, 0.86]), np.array([0.40, 0.30, 0.12]),
                      params)
     assert g.width_m == pytest.approx(0.30) and g.opening_m == pytest.approx(params.max_finger_opening_m)
@@ -130,7 +134,7 @@ def test_widest_box_uses_the_full_stroke(workspace):
 
 def test_too_wide_box_is_refused(workspace):
     reason = choose_grasp(workspace.hands["left"], Pose.from_position_yaw([0.4, 0.2, 0.86]),
-                          np.array([0.34, 0.33, 0.12]), GraspParams())
+                          np.array([0.34, 0.33, 0.12]), UNIT_GRASP)
     assert isinstance(reason, str) and "does not fit the gripper" in reason
 
 
@@ -188,7 +192,7 @@ def test_plan_poses_are_consistent(workspace, scene):
     """Pre-grasp above grasp, lift higher, release over the bin centre above the rim, all reachable."""
     scene.add_box("red", on_table(0.35, 0.2), BOX)
     _, belief, decision = plan(workspace, scene)
-    p, params = decision.plan, GraspParams()
+    p, params = decision.plan, UNIT_GRASP
     assert p.pregrasp.position[2] == pytest.approx(p.grasp.position[2] + params.approach_height_m)
     assert p.lift.position[2] == pytest.approx(p.grasp.position[2] + params.lift_height_m)
     box_centre_at_place = p.place.position + p.held_offset_m
@@ -207,7 +211,7 @@ def test_boxes_are_dropped_at_different_spots_of_a_bin(workspace, scene):
     """With an edge margin, the first box goes to the reachable spot nearest the robot and each next one to
     another spot, away from the earlier drops (one spot for all stacked the boxes above the rim), inside the walls."""
     small = (0.08, 0.08, 0.08)
-    params = replace(GraspParams(), place_edge_margin_m=0.02)
+    params = replace(UNIT_GRASP, place_edge_margin_m=0.02)
     scene.add_box("red", on_table(0.35, 0.2, small), small)
     planner, belief, decision = plan(workspace, scene, params=params)
     bin_red = belief.bins["bin_red"]
@@ -303,7 +307,7 @@ def test_pick_place_count_limits_the_work(workspace, scene):
 def test_gripper_stroke_comes_from_params(workspace, scene):
     """A narrower stroke makes the same box ungraspable."""
     scene.add_box("red", on_table(0.35, 0.2), BOX)
-    _, _, decision = plan(workspace, scene, params=replace(GraspParams(), max_finger_opening_m=0.07))
+    _, _, decision = plan(workspace, scene, params=replace(UNIT_GRASP, max_finger_opening_m=0.07))
     assert decision.plan is None and "does not fit the gripper" in decision.skipped[0][1]
 
 
@@ -325,7 +329,7 @@ def test_blocked_box_waits_while_a_free_one_is_picked(workspace, scene):
     (blocked_id, reason), = decision.blocked
     assert blocked_id == box_a.box_id and reason.startswith(GRASP_BLOCKED)
     first = next(k for k in (b, c) if k.track_id == belief.box(decision.plan.box_id).track_id)
-    assert decision.plan.opening_m == pytest.approx(0.04 + GraspParams().finger_clearance_m)  # free: full opening
+    assert decision.plan.opening_m == pytest.approx(0.04 + UNIT_GRASP.finger_clearance_m)  # free: full opening
     scene.move_box(first, [0.25, 0.45, 0.2])  # into bin_red
     scene.step(0.1)
     belief.update(scene.snapshot())

@@ -16,7 +16,7 @@ import numpy as np
 import pinocchio as pin
 import pytest
 
-from optimus_control.control import ControllerState, GoalFrameResolver, LoopMode
+from optimus_control.control import ControllerState, GoalFrameResolver, LoopMode, WbcSettings
 from optimus_control.control.lockstep_runner import LockstepRunner
 from optimus_control.errors import FrameError, GoalError
 from optimus_control.model import JointLimits
@@ -132,8 +132,9 @@ def test_reference_delay_applies_each_update_one_period_later(robot):
     (an update tick) drive ticks k + delay ... k + delay + period - 1, the first ones at once."""
     world = SimWorld(robot)
     try:
-        r = LockstepRunner(world, robot, reference_delay_ticks=2)
-        assert r.ticks_per_update == 2
+        period = WbcSettings().ticks_per_update  # 4 at the shipped 250 Hz
+        r = LockstepRunner(world, robot, reference_delay_ticks=period)
+        assert r.ticks_per_update == period
         computed: dict[int, object] = {}
         update = r.controller.update
 
@@ -145,11 +146,11 @@ def test_reference_delay_applies_each_update_one_period_later(robot):
         r.controller.update = recording_update
         r.start()
         applied = []
-        for _ in range(12):
+        for _ in range(6 * period):
             r.step(lambda rr: applied.append((rr.tick, rr.refs)))
-        assert sorted(computed) == list(range(0, 12, 2))
+        assert sorted(computed) == list(range(0, 6 * period, period))
         for tick, refs in applied:
-            source = 0 if tick < 2 else 2 * ((tick - 2) // 2)
+            source = 0 if tick < period else period * ((tick - period) // period)
             assert refs is computed[source], f"tick {tick}"
         with pytest.raises(ValueError, match="reference_delay_ticks"):
             LockstepRunner(world, robot, reference_delay_ticks=-1)

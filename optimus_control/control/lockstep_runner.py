@@ -25,6 +25,9 @@ from optimus_control.model import RobotModel
 class LockstepRunner:
     """Owns the estimator, controller and tracker for one simulated robot.
 
+    Without ``settings`` the controller runs :class:`WbcSettings` defaults, which are the shipped
+    ``config/whole_body_controller.yaml``: what the node runs.
+
     ``reference_delay_ticks`` reproduces the whole_body_controller node's lockstep timing: references
     computed from the state of tick k apply from tick k + delay (the node's C loop holds each update for
     one update period while the QP runs beside the simulator). 0 applies them at tick k (no latency). The

@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from optimus_control.errors import ConfigError, suggest
 from optimus_control.model.paths import resolve_data_path
+from optimus_control.model.yaml_reader import YamlReader
 
 TOP_LEVEL_KEYS = {
     "robot", "joint_groups", "feet", "sole", "friction_coefficient", "hands", "gripper", "gaze_frame",
@@ -96,59 +94,13 @@ class RobotConfig:
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
-class _Reader:
-    """Typed access to a YAML mapping that reports the file and key path on any mistake."""
-
-    def __init__(self, source: Path):
-        self.source = source
-
-    def fail(self, where: str, what: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {where}: {what}")
-
-    def mapping(self, value: Any, where: str, keys: set[str] | None = None) -> dict:
-        if not isinstance(value, dict):
-            raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
-        if keys is not None:
-            for key in value:
-                if key not in keys:
-                    raise self.fail(where, f"unknown key '{key}'{suggest(str(key), keys)}; "
-                                           f"valid keys: {sorted(keys)}")
-            for key in keys:
-                if key not in value:
-                    raise self.fail(where, f"missing key '{key}'")
-        return value
-
-    def number(self, value: Any, where: str, positive: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(where, f"expected a number, got {value!r}")
-        if positive and not value > 0:
-            raise self.fail(where, f"must be > 0, got {value!r}")
-        return float(value)
-
-    def string(self, value: Any, where: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(where, f"expected a non-empty string, got {value!r}")
-        return value
-
-    def strings(self, value: Any, where: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not value:
-            raise self.fail(where, f"expected a non-empty list of names, got {value!r}")
-        return tuple(self.string(v, f"{where}[{i}]") for i, v in enumerate(value))
-
-
 def load_robot_config(path: str | os.PathLike = "optimus.yaml") -> RobotConfig:
     """Read and structurally validate a robot config; relative paths resolve under config/."""
     source = resolve_data_path(path, "config")
-    if not source.exists():
-        raise ConfigError(f"robot config file not found: {source}")
-    try:
-        data = yaml.safe_load(source.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    r = _Reader(source)
-    data = r.mapping(data, "<top level>", TOP_LEVEL_KEYS)
+    r, data = YamlReader.load(source, "robot config file")
+    data = r.exact(data, "<top level>", TOP_LEVEL_KEYS)
 
-    robot = r.mapping(data["robot"], "robot", {"name", "urdf", "base_frame", "torso_frame", "imu_frame"})
+    robot = r.exact(data["robot"], "robot", {"name", "urdf", "base_frame", "torso_frame", "imu_frame"})
     urdf = Path(r.string(robot["urdf"], "robot.urdf"))
     if not urdf.is_absolute():
         beside = source.parent.parent / "urdf" / urdf
@@ -161,11 +113,11 @@ def load_robot_config(path: str | os.PathLike = "optimus.yaml") -> RobotConfig:
     feet = tuple(
         FootConfig(name, r.string(foot["frame"], f"feet.{name}.frame"))
         for name, foot in (
-            (n, r.mapping(f, f"feet.{n}", {"frame"}))
+            (n, r.exact(f, f"feet.{n}", {"frame"}))
             for n, f in r.mapping(data["feet"], "feet").items()
         )
     )
-    sole_map = r.mapping(data["sole"], "sole", {"x_min", "x_max", "y_min", "y_max"})
+    sole_map = r.exact(data["sole"], "sole", {"x_min", "x_max", "y_min", "y_max"})
     sole = SoleRectangle(**{k: r.number(v, f"sole.{k}") for k, v in sole_map.items()})
     if not (sole.x_min < 0 < sole.x_max and sole.y_min < 0 < sole.y_max):
         raise r.fail("sole", "the rectangle must contain the sole frame origin (x_min < 0 < x_max, y_min < 0 < y_max)")
@@ -174,31 +126,31 @@ def load_robot_config(path: str | os.PathLike = "optimus.yaml") -> RobotConfig:
                    r.string(h["gripper_frame"], f"hands.{name}.gripper_frame"),
                    r.strings(h["gripper_joints"], f"hands.{name}.gripper_joints"))
         for name, h in (
-            (n, r.mapping(h, f"hands.{n}", {"wrist_frame", "gripper_frame", "gripper_joints"}))
+            (n, r.exact(h, f"hands.{n}", {"wrist_frame", "gripper_frame", "gripper_joints"}))
             for n, h in r.mapping(data["hands"], "hands").items()
         )
     )
-    grip = r.mapping(data["gripper"], "gripper", {"open_position", "closed_position", "max_force"})
+    grip = r.exact(data["gripper"], "gripper", {"open_position", "closed_position", "max_force"})
     gripper = GripperConfig(r.number(grip["open_position"], "gripper.open_position"),
                             r.number(grip["closed_position"], "gripper.closed_position"),
                             r.number(grip["max_force"], "gripper.max_force", positive=True))
     cam_keys = {"link", "optical_frame", "width", "height", "fx", "fy", "cx", "cy", "near", "far", "rate_hz"}
-    cam = r.mapping(data["camera"], "camera", cam_keys)
+    cam = r.exact(data["camera"], "camera", cam_keys)
     camera = CameraConfig(
         link=r.string(cam["link"], "camera.link"), optical_frame=r.string(cam["optical_frame"], "camera.optical_frame"),
-        width=int(r.number(cam["width"], "camera.width", True)), height=int(r.number(cam["height"], "camera.height", True)),
-        fx=r.number(cam["fx"], "camera.fx", True), fy=r.number(cam["fy"], "camera.fy", True),
+        width=int(r.number(cam["width"], "camera.width", positive=True)),
+        height=int(r.number(cam["height"], "camera.height", positive=True)),
+        fx=r.number(cam["fx"], "camera.fx", positive=True), fy=r.number(cam["fy"], "camera.fy", positive=True),
         cx=r.number(cam["cx"], "camera.cx"), cy=r.number(cam["cy"], "camera.cy"),
-        near=r.number(cam["near"], "camera.near", True), far=r.number(cam["far"], "camera.far", True),
-        rate_hz=r.number(cam["rate_hz"], "camera.rate_hz", True),
+        near=r.number(cam["near"], "camera.near", positive=True), far=r.number(cam["far"], "camera.far", positive=True),
+        rate_hz=r.number(cam["rate_hz"], "camera.rate_hz", positive=True),
     )
     posture = {r.string(k, "standing_posture"): r.number(v, f"standing_posture.{k}")
                for k, v in r.mapping(data["standing_posture"], "standing_posture").items()}
     gains = {}
     for group, g in r.mapping(data["gains"], "gains").items():
-        g = r.mapping(g, f"gains.{group}", {"kp", "kd"})
-        if group not in groups:
-            raise r.fail(f"gains.{group}", f"unknown joint group '{group}'{suggest(group, groups)}")
+        g = r.exact(g, f"gains.{group}", {"kp", "kd"})
+        r.member(group, f"gains.{group}", groups, "joint group")
         gains[group] = Gains(r.number(g["kp"], f"gains.{group}.kp"), r.number(g["kd"], f"gains.{group}.kd"))
     return RobotConfig(
         source=source, name=r.string(robot["name"], "robot.name"), urdf_path=urdf,

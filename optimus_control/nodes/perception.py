@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import fields
 
 import cv2
 import numpy as np
@@ -27,29 +26,14 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from optimus_control.errors import OptimusError, SensorDataError
 from optimus_control.model import RobotModel
-from optimus_control.perception import PerceptionParams, PinholeCamera
+from optimus_control.nodes.parameters import declare_settings
+from optimus_control.perception import PinholeCamera
+from optimus_control.perception.params import PerceptionNodeSettings
 from optimus_control.perception.pipeline import PerceptionPipeline
 from optimus_control.perception.ros_conversions import colour_image_to_rgb, depth_image_to_metres
 from optimus_control.perception.tracker import LOST
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-NODE_DEFAULTS = {
-    "robot_config": "optimus.yaml",
-    "colour_topic": "camera/color/image_raw",
-    "depth_topic": "camera/depth/image_raw",
-    "camera_info_topic": "camera/color/camera_info",
-    "joint_states_topic": "joint_states",
-    "odom_topic": "odom",
-    "objects_topic": "perception/objects",
-    "odom_frame": "odom",
-    "sync_tolerance_s": 0.002,  # colour and depth of one frame carry (nearly) the same stamp
-    "state_wait_s": 0.3,  # how long an image newer than the robot state may wait for it [s, wall]
-    "warn_period_s": 5.0,  # throttle of repeated warnings [s]
-    "diagnostics_period_s": 1.0,
-    "label_height_m": 0.06,  # text label above each object
-}
-
-
 def _stamp_s(stamp) -> float:
     return stamp.sec + 1e-9 * stamp.nanosec
 
@@ -57,10 +41,8 @@ def _stamp_s(stamp) -> float:
 class PerceptionNode(Node):
     def __init__(self):
         super().__init__("perception")
-        for name, value in NODE_DEFAULTS.items():
-            self.declare_parameter(name, value)
-        self.cfg = {name: self.get_parameter(name).value for name in NODE_DEFAULTS}
-        params = self._perception_params()
+        params = declare_settings(self, PerceptionNodeSettings)
+        self.cfg = vars(params)
         robot = RobotModel.load(self.cfg["robot_config"])
         self.pipeline = PerceptionPipeline(robot, None, params)
         self.classifier_rgb = {c.name: c.rgb for c in params.colour_classes}
@@ -92,20 +74,6 @@ class PerceptionNode(Node):
         self.create_timer(0.05, self._retry_pending, clock=Clock())  # wall clock: also when /clock stalls
         self.get_logger().info(f"perception ready: {c['colour_topic']} + {c['depth_topic']} -> {c['objects_topic']} "
                                f"(frame '{c['odom_frame']}'), classes {[cl.name for cl in params.colour_classes]}")
-
-    def _perception_params(self) -> PerceptionParams:
-        values = {}
-        defaults = PerceptionParams()
-        for f in fields(PerceptionParams):
-            if f.name == "colour_classes":
-                continue
-            self.declare_parameter(f.name, getattr(defaults, f.name))
-            values[f.name] = self.get_parameter(f.name).value
-        self.declare_parameter("colour_class_names", [c.name for c in defaults.colour_classes])
-        self.declare_parameter("colour_class_rgb", [v for c in defaults.colour_classes for v in c.rgb])
-        values["colour_class_names"] = list(self.get_parameter("colour_class_names").value)
-        values["colour_class_rgb"] = list(self.get_parameter("colour_class_rgb").value)
-        return PerceptionParams.from_dict(values)
 
     # ---- inputs ------------------------------------------------------------------------------------
     def _warn(self, text: str) -> None:

@@ -28,12 +28,11 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from optimus_control.errors import OptimusError
 from optimus_control.nodes.names import bus_name, check_time_mode
-from optimus_control.sim.actuators import ActuatorParams
+from optimus_control.nodes.parameters import declare_settings
 from optimus_control.sim.runner import SimRunner, SimSettings
-from optimus_control.sim.world import GroundTruth, SimParams
+from optimus_control.sim.world import GroundTruth
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-ACTUATOR_PREFIX = "actuator."
 PHYSICS_STOP_TIMEOUT_S = 10.0   # a step, a lockstep wait slice or an in-thread camera render: well under this
 
 
@@ -45,21 +44,12 @@ def _stamp(time_s: float) -> Time:
 class SimNode(Node):
     def __init__(self):
         super().__init__("sim")
-        p = self._declare_parameters()
+        settings = declare_settings(self, SimSettings)
         self.use_sim_time = bool(self.get_parameter("use_sim_time").value)
-        check_time_mode(self.get_fully_qualified_name(), p["mode"], self.use_sim_time)
-        p["bus_name"] = bus_name(p["bus_name"], self.context.get_domain_id(), self.get_namespace())
+        check_time_mode(self.get_fully_qualified_name(), settings.mode, self.use_sim_time)
+        settings.bus_name = bus_name(settings.bus_name, self.context.get_domain_id(), self.get_namespace())
         self._pubs()
-        settings = SimSettings(
-            robot_config=p["robot_config"], scene=p["scene"], seed=p["seed"], mode=p["mode"], gui=p["gui"],
-            bus_name=p["bus_name"], camera_enabled=p["camera_enabled"], camera_render=p["camera_render"],
-            camera_rate_hz=p["camera_rate_hz"],
-            camera_width=p["camera_width"], camera_height=p["camera_height"], clock_rate_hz=p["clock_rate_hz"],
-            ground_truth_rate_hz=p["ground_truth_rate_hz"], start_paused=p["start_paused"],
-            physics=SimParams(solver_iterations=p["solver_iterations"], friction_model=p["friction_model"]),
-            actuators=ActuatorParams.from_dict(self._actuator_values(), "sim parameters actuator.*"),
-        )
-        self.bus = self._open_bus(settings.bus_name, settings.mode)
+        self.bus = self._open_bus(settings.bus_name, settings.robot_config)
         try:
             self.runner = SimRunner(settings, self.bus, self)
         except BaseException:
@@ -85,31 +75,7 @@ class SimNode(Node):
                                f"@ {self.runner.camera_rate_hz:g} Hz")
 
     # ---- set-up --------------------------------------------------------------------------------------
-    def _declare_parameters(self) -> dict:
-        defaults = {
-            "robot_config": "optimus.yaml", "scene": "sorting_cell", "seed": 0, "mode": "lockstep", "gui": False,
-            "bus_name": "", "world_frame": "odom", "camera_enabled": True, "camera_render": "auto",
-            "camera_rate_hz": 0.0,
-            "camera_width": 0, "camera_height": 0, "clock_rate_hz": 50.0, "ground_truth_rate_hz": 100.0,
-            "start_paused": False, "solver_iterations": 50, "friction_model": "actuator",
-            "push_force_n": [0.0, 60.0, 0.0], "push_link": "torso", "push_duration_s": 0.2, "step_ticks": 1,
-        }
-        for name, value in defaults.items():
-            self.declare_parameter(name, value)
-        for f_name, value in ActuatorParams().__dict__.items():
-            if f_name == "seed":
-                continue
-            self.declare_parameter(ACTUATOR_PREFIX + f_name, list(value) if isinstance(value, tuple) else value)
-        return {name: self.get_parameter(name).value for name in defaults}
-
-    def _actuator_values(self) -> dict:
-        out = {}
-        for f_name in ActuatorParams().__dict__:
-            if f_name != "seed":
-                out[f_name] = self.get_parameter(ACTUATOR_PREFIX + f_name).value
-        return out
-
-    def _open_bus(self, name: str, mode: str):
+    def _open_bus(self, name: str, robot_config: str):
         try:
             from optimus_control.rt.bus import RobotBus
         except ImportError as exc:
@@ -118,7 +84,7 @@ class SimNode(Node):
             return None
         from optimus_control.model import load_robot_config
 
-        config = load_robot_config(self.get_parameter("robot_config").value)
+        config = load_robot_config(robot_config)
         n_joints = sum(len(joints) for joints in config.joint_groups.values())  # every actuated joint is in one group
         return RobotBus.create(name=name, n_joints=n_joints, n_feet=len(config.feet))
 

@@ -74,24 +74,22 @@ from visualization_msgs.msg import Marker, MarkerArray
 from optimus_control.errors import OptimusError
 from optimus_control.model import RobotModel
 from optimus_control.nodes.names import is_own_status, resolve_name
+from optimus_control.nodes.parameters import declare_settings
 from optimus_control.planning import (
     ControllerStatus,
-    GraspParams,
     PerceivedObject,
     PerceptionSnapshot,
     Pose,
-    SkillParams,
     StatusEntry,
     TaskExecutive,
     TaskStatus,
-    WorkspaceParams,
-    WorldParams,
     episode_summary,
     load_job,
     task_status,
     write_run_report,
 )
 from optimus_control.planning.interfaces import HELD, LOST, TRACKED
+from optimus_control.planning.node_settings import TaskPlannerSettings
 from optimus_control.planning.status import JOB_ENTRY
 
 CONTROLLER = "whole_body_controller"  # the controller node, relative: its goals and status live under it
@@ -325,24 +323,18 @@ class RosPerception:
 class TaskPlannerNode(Node):
     def __init__(self):
         super().__init__("task_planner")
-        p = self._declare_basic()
-        self.job = load_job(p["job"], p["object_classes"] or None)  # ConfigError before anything moves
-        robot = RobotModel.load(p["robot_config"])
+        p = declare_settings(self, TaskPlannerSettings)
+        self.job = load_job(p.job, p.object_classes or None)  # ConfigError before anything moves
+        robot = RobotModel.load(p.robot_config)
         hands = [h.name for h in robot.config.hands]
-        class_map = dict(item.split("=", 1) for item in p["class_map"] if "=" in item)
-        self.controller = RosController(self, hands, p["world_frame"],
-                                        resolve_name(p["controller_prefix"], self.get_namespace()))
-        self.perception = RosPerception(self, p["world_frame"], class_map)
+        self.controller = RosController(self, hands, p.world_frame, resolve_name(p.controller_prefix, self.get_namespace()))
+        self.perception = RosPerception(self, p.world_frame, p.class_renames)
         self.executive = TaskExecutive(
-            self.job, robot, self.controller, self.perception, self._now,
-            skill_params=self._declare_group("skill", SkillParams()),
-            world_params=self._declare_group("world", WorldParams()),
-            grasp_params=self._declare_group("grasp", dataclasses.replace(
-                GraspParams(), max_finger_opening_m=robot.config.gripper.open_position)),
-            workspace_params=self._declare_group("workspace", WorkspaceParams()),
-        )
-        self.autostart, self.report_dir = p["autostart"], p["report_dir"]
-        self.exit_when_done = p["exit_when_done"]
+            self.job, robot, self.controller, self.perception, self._now, skill_params=p.skill,
+            world_params=p.world, workspace_params=p.workspace,
+            grasp_params=dataclasses.replace(p.grasp, max_finger_opening_m=robot.config.gripper.open_position))
+        self.autostart, self.report_dir = p.autostart, p.report_dir
+        self.exit_when_done = p.exit_when_done
         self.exit_code: int | None = None  # set when the episode ended and the node should exit
         self._status_pub = self.create_publisher(DiagnosticArray, TOPICS["task_status"], COMMAND_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, TOPICS["diagnostics"], COMMAND_QOS)
@@ -352,25 +344,11 @@ class TaskPlannerNode(Node):
         self._last_state = None
         self._events_logged = 0
         self._reported = True
-        self.create_timer(1.0 / p["tick_rate_hz"], self._tick)
-        self.create_timer(1.0 / p["status_rate_hz"], self._publish_status)
+        self.create_timer(1.0 / p.tick_rate_hz, self._tick)
+        self.create_timer(1.0 / p.status_rate_hz, self._publish_status)
         how = "starting when the controller and perception are up" if self.autostart else \
             f"call {self.resolve_service_name(TOPICS['start'])}"
         self.get_logger().info(f"job '{self.job.name}' from {self.job.source} is valid; {how}")
-
-    def _declare_basic(self) -> dict:
-        defaults = {
-            "job": "sort_by_colour", "robot_config": "optimus.yaml", "world_frame": "odom",
-            "object_classes": ["red", "green", "blue", "yellow", "orange", "purple", "bin"],  # perception's defaults
-            "class_map": [""], "controller_prefix": "whole_body_controller", "autostart": False,
-            "tick_rate_hz": 10.0, "status_rate_hz": 2.0, "report_dir": "runs", "exit_when_done": False,
-        }
-        return {k: self.declare_parameter(k, v).value for k, v in defaults.items()}
-
-    def _declare_group(self, prefix: str, defaults):
-        values = {f.name: self.declare_parameter(f"{prefix}.{f.name}", getattr(defaults, f.name)).value
-                  for f in dataclasses.fields(defaults)}
-        return dataclasses.replace(defaults, **values)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

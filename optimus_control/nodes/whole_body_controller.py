@@ -32,12 +32,13 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
-from optimus_control.control import ControllerState, GoalFrameResolver, LoopMode, WbcSettings, WholeBodyController
-from optimus_control.control.wbc_settings import NODE_ADAPTER_DEFAULTS, ROS_ONLY_KEYS
+from optimus_control.control import ControllerState, GoalFrameResolver, LoopMode, WholeBodyController
+from optimus_control.control.wbc_settings import WholeBodyControllerNodeSettings
 from optimus_control.errors import OptimusError
 from optimus_control.estimation import FloatingBaseEstimator
 from optimus_control.model import RobotModel
 from optimus_control.nodes.names import bus_name, check_time_mode
+from optimus_control.nodes.parameters import declare_settings
 from optimus_control.rt import Dynamics, Loop, LoopConfig, connect_transport
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -49,34 +50,15 @@ def _stamp(time_s: float) -> Time:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-def _nested(flat: dict[str, object]) -> dict:
-    """{'tasks.com.weight': 1.0} -> {'tasks': {'com': {'weight': 1.0}}}."""
-    out: dict = {}
-    for key, value in flat.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
-
-
 class WholeBodyControllerNode(Node):
     def __init__(self):
-        super().__init__("whole_body_controller", allow_undeclared_parameters=True,
-                         automatically_declare_parameters_from_overrides=True)
-        for key, default in NODE_ADAPTER_DEFAULTS.items():
-            if not self.has_parameter(key):
-                self.declare_parameter(key, default)
-        p = {k: self.get_parameter(k).value for k in NODE_ADAPTER_DEFAULTS}
+        super().__init__("whole_body_controller")
+        self.settings = declare_settings(self, WholeBodyControllerNodeSettings)
+        p = self.p = vars(self.settings)
         self.use_sim_time = bool(self.get_parameter("use_sim_time").value)
         check_time_mode(self.get_fully_qualified_name(), p["mode"], self.use_sim_time)
         p["bus_name"] = bus_name(p["bus_name"], self.context.get_domain_id(), self.get_namespace())
-        self.p = p
-        wbc_params = {name: param.value for name, param in self.get_parameters_by_prefix("").items()
-                      if name.split(".")[0] not in ROS_ONLY_KEYS}
         self.robot = RobotModel.load(p["robot_config"])
-        self.settings = WbcSettings.from_mapping(_nested(wbc_params), "whole_body_controller parameters")
         self.controller = WholeBodyController(self.robot, self.settings)
         self.estimator = FloatingBaseEstimator(self.robot)
         self.resolver = GoalFrameResolver(self.robot, p["odom_frame"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from optimus_control.model.settings_schema import setting
 from optimus_control.planning.episode import EpisodeRecord
 from optimus_control.planning.interfaces import ControllerClient, PerceptionClient, TaskStatus
 from optimus_control.planning.job_spec import JobSpec
@@ -20,33 +21,43 @@ from optimus_control.planning.world_model import WorldModel
 class SkillParams:
     """Timeouts [s], tolerances [m], gripper force [N]; defaults suit a 10 Hz tick against the sim."""
 
-    goal_timeout_s: float = 15.0  # a hand goal not reached by then fails the skill
-    reach_tolerance_m: float = 0.04  # a hand within this of its goal counts as there, even if the controller's
+    goal_timeout_s: float = setting(15.0, "s", "a hand goal not reached by then fails the skill")
+    reach_tolerance_m: float = setting(
+        0.04, "m",
+        "a hand this close to its goal counts as there (the fingers' clearance absorbs the rest)")
     #                                  (tighter) tolerance is not met: the fingers' clearance absorbs the rest
-    via_tolerance_m: float = 0.08  # a via-point (and a rest pose) counts as passed this close: only the last
+    via_tolerance_m: float = setting(0.08, "m", "a via-point (and a rest pose) counts as passed this close")
     #                                target of a motion needs the grasp's precision
-    settle_window_s: float = 0.3  # a hand whose goal error changed less than settle_motion_m over this long ...
-    settle_motion_m: float = 0.003  # ... has stopped (the pregrasp waits for it: see HandMotion)
-    status_settle_s: float = 0.3  # without a goal-stamp echo, trust statuses this much newer than the goal
-    status_timeout_s: float = 2.0  # no controller status for this long while running -> fault
-    gaze_settle_s: float = 0.5
-    gaze_timeout_s: float = 2.0  # gaze not reported reached by then: carry on (perception still checks)
-    detect_settle_s: float = 0.3  # a scan uses snapshots this much newer than its start
-    detect_timeout_s: float = 5.0
-    grip_settle_s: float = 1.0  # time for the fingers to close or open
-    grip_force_n: float = 60.0
-    closed_position_m: float = 0.0  # per-finger command when closing on a box
-    replan_distance_m: float = 0.03  # the target box moved this far before the grasp: plan again
-    held_tolerance_m: float = 0.05  # box centre within this of where it should hang: it is held
-    drop_distance_m: float = 0.10  # box this far from the hand's path while carried: dropped
-    confirm_timeout_s: float = 3.0  # perception must confirm a grasp or a placement within this
-    grasp_confirm_wait_s: float = 1.5  # judge a grasp from snapshots this long after the lift (> perception's lost time)
-    accept_hidden_held: bool = True  # a box gone from its place after the lift counts as held (perception hides
+    settle_window_s: float = setting(
+        0.3, "s",
+        "a hand whose goal error changed less than settle_motion_m over this long ...")
+    settle_motion_m: float = setting(0.003, "m", "... has stopped (the pregrasp waits for it: see HandMotion)")
+    status_settle_s: float = setting(
+        0.3, "s",
+        "without a goal-stamp echo, trust statuses this much newer than the goal")
+    status_timeout_s: float = setting(2.0, "s", "no controller status for this long while running -> fault")
+    gaze_settle_s: float = setting(0.5, "s", "time for the head to turn to a scan point")
+    gaze_timeout_s: float = setting(2.0, "s", "gaze not reported reached by then: carry on (perception still checks)")
+    detect_settle_s: float = setting(0.3, "s", "a scan uses snapshots this much newer than its start")
+    detect_timeout_s: float = setting(5.0, "s", "a scan seeing nothing new by then fails")
+    grip_settle_s: float = setting(1.0, "s", "time for the fingers to close or open")
+    grip_force_n: float = setting(60.0, "N", "finger force limit when closing on a box")
+    closed_position_m: float = setting(0.0, "m", "per-finger command when closing on a box")
+    replan_distance_m: float = setting(0.03, "m", "the target box moved this far before the grasp: plan again")
+    held_tolerance_m: float = setting(0.05, "m", "box centre within this of where it should hang: it is held")
+    drop_distance_m: float = setting(0.10, "m", "box this far from the hand's path while carried: dropped")
+    confirm_timeout_s: float = setting(3.0, "s", "perception must confirm a grasp or a placement within this")
+    grasp_confirm_wait_s: float = setting(
+        1.5, "s",
+        "judge a grasp from snapshots this long after the lift (> perception's lost time)")
+    accept_hidden_held: bool = setting(
+        True, "",
+        "a box gone from its place after the lift counts as held (perception leaves out held boxes)")
     #                                  objects in a closed gripper); False: only a box seen under the hand counts
-    lost_timeout_s: float = 3.0  # a pending box unseen for this long after a scan is given up as lost
-    max_replans_per_box: int = 5
-    max_scan_failures: int = 3  # consecutive failed scans before the job stops
-    hold_posture: str = "standing"  # controller posture preset sent when a job stops ("" = none)
+    lost_timeout_s: float = setting(3.0, "s", "a pending box unseen for this long after a scan is given up as lost")
+    max_replans_per_box: int = setting(5, "", "plans for one box before it is skipped")
+    max_scan_failures: int = setting(3, "", "consecutive failed scans before the job stops")
+    hold_posture: str = setting("standing", "", "controller posture preset sent when a job stops ('' = none)")
 
 
 @dataclass

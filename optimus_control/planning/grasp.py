@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optimus_control.model.settings_schema import setting
 from optimus_control.planning.geometry import (
     Pose,
     convex_polygon_distance_m,
@@ -29,36 +30,48 @@ from optimus_control.planning.workspace import HandGeometry, top_grasp_rotation
 class GraspParams:
     """Distances [m]; the defaults suit boxes up to 0.31 m across and the Optimus gripper (0.16 m per finger)."""
 
-    max_finger_opening_m: float = 0.16  # per finger (config gripper.open_position)
-    finger_clearance_m: float = 0.04  # extra opening per finger beyond half the box width, when the stroke allows
-    min_finger_clearance_m: float = 0.005  # ... and at least this (else the box does not fit)
+    max_finger_opening_m: float = setting(
+        0.16, "m",
+        "per finger; the node takes it from the robot config (gripper.open_position)", parameter=False)
+    finger_clearance_m: float = setting(
+        0.04, "m",
+        "extra opening per finger beyond half the box width, when the stroke allows")
+    min_finger_clearance_m: float = setting(0.005, "m", "... and at least this (else the box does not fit)")
     # Finger pads (URDF finger links): across the closing axis, and outwards from the inner face (which sits at
     # the opening). Open to 0.08 m by a 0.08 m box, a pad's outer face is 0.095 m out: on a neighbour 0.13 m away.
-    finger_pad_width_m: float = 0.06
-    finger_pad_thickness_m: float = 0.015
+    finger_pad_width_m: float = setting(0.06, "m", "finger pad size across the closing axis")
+    finger_pad_thickness_m: float = setting(0.015, "m", "finger pad size outwards from its inner face")
     # The pads' path stays this far from other boxes' footprints (perception and hand tracking error); the
     # opening shrinks towards min_finger_clearance_m to keep it, and a box that cannot keep it waits.
-    obstacle_margin_m: float = 0.015
-    min_grasp_width_m: float = 0.02
-    grasp_depth_m: float = 0.06  # fingertips this far below the box top ...
-    grasp_depth_fraction: float = 0.6  # ... but no deeper than this fraction of the box height
-    fingertip_below_gripper_m: float = 0.04  # fingertips are this far past the gripper frame along the approach
-    approach_height_m: float = 0.10  # pre-grasp: this far above the grasp
-    lift_height_m: float = 0.20
-    place_clearance_m: float = 0.05  # box bottom above the bin rim at release
-    carry_clearance_m: float = 0.10  # box bottom above the rim while moving over to the bin
-    retreat_height_m: float = 0.12  # up from the release, but no higher than the carry
+    obstacle_margin_m: float = setting(0.015, "m", "the open pads' path stays this far from neighbouring boxes")
+    min_grasp_width_m: float = setting(0.02, "m", "narrower boxes are not grasped")
+    grasp_depth_m: float = setting(0.06, "m", "fingertips this far below the box top ...")
+    grasp_depth_fraction: float = setting(0.6, "", "... but no deeper than this fraction of the box height")
+    fingertip_below_gripper_m: float = setting(
+        0.04, "m",
+        "fingertips are this far past the gripper frame along the approach")
+    approach_height_m: float = setting(0.10, "m", "pre-grasp: this far above the grasp")
+    lift_height_m: float = setting(0.15, "m", "lift after the grasp (> perception's held_object_radius_m)")
+    place_clearance_m: float = setting(0.05, "m", "box bottom above the bin rim at release")
+    carry_clearance_m: float = setting(0.10, "m", "box bottom above the rim while moving over to the bin")
+    retreat_height_m: float = setting(0.12, "m", "up from the release, but no higher than the carry")
     # Rest pose of a hand between picks: the standing hand pose moved by this (base_link x back, y outwards
     # for the hand's side, z up) so the hands are off the table and out of the camera's view of it; at the
     # standing height the fingertips stay above the boxes while the hand moves to and from it.
-    # > 0: release this far inside the bin's near edge (towards the robot) rather than over its centre, so
-    # the arm stretches less sideways with the box; <= 0 (default): over the bin centre.
-    place_edge_margin_m: float = 0.0
+    # Release spots spread over the bin this far inside its walls, the free spot nearest the robot first (a
+    # shorter, less sideways reach; no stacking).
+    place_edge_margin_m: float = setting(
+        0.02, "m",
+        "> 0: release spots spread over the bin this far inside its walls; <= 0: over the bin centre")
     # True: while carrying, the hand turns about the vertical by the change of the box's bearing seen from the
     # robot (pick -> drop), so the wrist keeps its pose relative to the swinging arm instead of twisting
     # against it (a held box's yaw does not matter in a bin).
-    carry_yaw_follows_arm: bool = True
-    rest_offset_m: tuple[float, float, float] = (-0.15, 0.10, 0.0)
+    carry_yaw_follows_arm: bool = setting(
+        True, "",
+        "while carrying, the hand turns with the box's bearing from the robot")
+    rest_offset_m: tuple[float, float, float] = setting(
+        (-0.15, 0.10, 0.0), "m",
+        "hand rest pose between picks: the standing hand pose moved by this (x back, y outwards, z up)")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ File format (all positions in the ``odom`` frame, SI units)::
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from optimus_control.errors import ConfigError, suggest
 from optimus_control.model.paths import resolve_data_path
+from optimus_control.model.yaml_reader import YamlReader
 
 TOP_KEYS = {"name", "description", "bins", "goal", "pick_region", "look_at_m", "constraints"}
 REQUIRED_TOP_KEYS = {"name", "bins", "goal", "constraints"}
@@ -121,55 +120,13 @@ class JobSpec:
         return next((b for b in self.bins.values() if b.object_class == object_class), None)
 
 
-class _JobReader:
-    def __init__(self, source: Path):
-        self.source = source
+def _object_class(r: YamlReader, value: Any, where: str, known: set[str] | None) -> str:
+    name = r.string(value, where)
+    return name if known is None else r.member(name, where, known, "object class", f"; perception knows {sorted(known)}")
 
-    def error(self, where: str, what: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {where}: {what}")
 
-    def mapping(self, value: Any, where: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
-        if not isinstance(value, dict):
-            raise self.error(where, f"expected a mapping, got {type(value).__name__} {value!r}")
-        for key in value:
-            if key not in allowed:
-                raise self.error(where, f"unknown key '{key}'{suggest(str(key), allowed)}; valid keys: {sorted(allowed)}")
-        for key in sorted(required):
-            if key not in value:
-                raise self.error(where, f"missing key '{key}'")
-        return value
-
-    def text(self, value: Any, where: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(where, f"expected a non-empty string, got {value!r}")
-        return value
-
-    def number(self, value: Any, where: str, minimum: float | None = None, strict: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.error(where, f"expected a finite number, got {value!r}")
-        if minimum is not None and (value <= minimum if strict else value < minimum):
-            raise self.error(where, f"must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
-        return float(value)
-
-    def integer(self, value: Any, where: str, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(where, f"expected an integer, got {value!r}")
-        if value < minimum:
-            raise self.error(where, f"must be >= {minimum}, got {value}")
-        return value
-
-    def vector3(self, value: Any, where: str, positive: bool = False) -> tuple[float, float, float]:
-        if not isinstance(value, (list, tuple)) or len(value) != 3:
-            raise self.error(where, f"expected a list of 3 numbers [x, y, z] in metres, got {value!r}")
-        return tuple(self.number(v, f"{where}[{i}]", 0.0 if positive else None, strict=positive)
-                     for i, v in enumerate(value))
-
-    def object_class(self, value: Any, where: str, known: set[str] | None) -> str:
-        name = self.text(value, where)
-        if known is not None and name not in known:
-            raise self.error(where, f"unknown object class '{name}'{suggest(name, known)}; "
-                                    f"perception knows {sorted(known)}")
-        return name
+def _vector3(r: YamlReader, value: Any, where: str, positive: bool = False) -> tuple[float, float, float]:
+    return r.vector(value, where, 3, positive=positive, hint=" [x, y, z] in metres")  # type: ignore[return-value]
 
 
 def load_job(path: str | os.PathLike, known_classes: Iterable[str] | None = None) -> JobSpec:
@@ -185,36 +142,37 @@ def load_job(path: str | os.PathLike, known_classes: Iterable[str] | None = None
         source = source.with_suffix(".yaml")
     if not source.exists():
         raise ConfigError(f"job file not found: {source} (give a path or a name under config/jobs/)")
-    try:
-        data = yaml.safe_load(source.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    return parse_job(data, source, known_classes)
+    reader, data = YamlReader.load(source, "job file")
+    return _parse(reader, data, known_classes)
 
 
 def parse_job(data: Any, source: Path, known_classes: Iterable[str] | None = None) -> JobSpec:
     """Validate an already parsed job mapping; ``source`` names it in error messages."""
-    r = _JobReader(Path(source))
+    return _parse(YamlReader(Path(source)), data, known_classes)
+
+
+def _parse(r: YamlReader, data: Any, known_classes: Iterable[str] | None) -> JobSpec:
+    source = Path(r.source)
     known = set(known_classes) if known_classes is not None else None
     data = r.mapping(data, "<top level>", TOP_KEYS, REQUIRED_TOP_KEYS)
 
     bins_raw = data["bins"]
     if not isinstance(bins_raw, dict) or not bins_raw:
-        raise r.error("bins", f"expected a non-empty mapping of bin name -> bin, got {bins_raw!r}")
+        raise r.fail("bins", f"expected a non-empty mapping of bin name -> bin, got {bins_raw!r}")
     bins: dict[str, BinSpec] = {}
     for name, entry in bins_raw.items():
         where = f"bins.{name}"
         entry = r.mapping(entry, where, BIN_KEYS)
-        cls = r.object_class(entry["class"], f"{where}.class", known) if "class" in entry else None
-        pos = r.vector3(entry["position_m"], f"{where}.position_m") if "position_m" in entry else None
-        size = r.vector3(entry["size_m"], f"{where}.size_m", positive=True) if "size_m" in entry else None
+        cls = _object_class(r, entry["class"], f"{where}.class", known) if "class" in entry else None
+        pos = _vector3(r, entry["position_m"], f"{where}.position_m") if "position_m" in entry else None
+        size = _vector3(r, entry["size_m"], f"{where}.size_m", positive=True) if "size_m" in entry else None
         radius = DEFAULT_MATCH_RADIUS_M
         if "match_radius_m" in entry:
             radius = r.number(entry["match_radius_m"], f"{where}.match_radius_m", 0.0, strict=True)
         if cls is None and (pos is None or size is None):
-            raise r.error(where, "a bin needs a perception 'class', or a fixed 'position_m' and 'size_m'")
+            raise r.fail(where, "a bin needs a perception 'class', or a fixed 'position_m' and 'size_m'")
         if size is not None and pos is None:
-            raise r.error(where, "'size_m' without 'position_m': a fixed fallback needs both")
+            raise r.fail(where, "'size_m' without 'position_m': a fixed fallback needs both")
         bins[str(name)] = BinSpec(str(name), cls, pos, size, radius)
 
     rules, kind = _parse_goal(r, data["goal"], bins, known)
@@ -223,25 +181,25 @@ def parse_job(data: Any, source: Path, known_classes: Iterable[str] | None = Non
     region = None
     if "pick_region" in data:
         reg = r.mapping(data["pick_region"], "pick_region", {"min_m", "max_m"}, {"min_m", "max_m"})
-        lo, hi = r.vector3(reg["min_m"], "pick_region.min_m"), r.vector3(reg["max_m"], "pick_region.max_m")
+        lo, hi = _vector3(r, reg["min_m"], "pick_region.min_m"), _vector3(r, reg["max_m"], "pick_region.max_m")
         if not all(a < b for a, b in zip(lo, hi)):
-            raise r.error("pick_region", f"min_m {list(lo)} must be below max_m {list(hi)} on every axis")
+            raise r.fail("pick_region", f"min_m {list(lo)} must be below max_m {list(hi)} on every axis")
         region = Region(lo, hi)
-    look_at = r.vector3(data["look_at_m"], "look_at_m") if "look_at_m" in data else None
-    description = r.text(data["description"], "description") if "description" in data else ""
-    return JobSpec(name=r.text(data["name"], "name"), description=description, source=Path(source), kind=kind,
+    look_at = _vector3(r, data["look_at_m"], "look_at_m") if "look_at_m" in data else None
+    description = r.string(data["description"], "description") if "description" in data else ""
+    return JobSpec(name=r.string(data["name"], "name"), description=description, source=Path(source), kind=kind,
                    rules=rules, bins=bins, constraints=constraints, pick_region=region, look_at_m=look_at)
 
 
-def _parse_goal(r: _JobReader, goal: Any, bins: dict[str, BinSpec], known: set[str] | None):
+def _parse_goal(r: YamlReader, goal: Any, bins: dict[str, BinSpec], known: set[str] | None):
     goal = r.mapping(goal, "goal", {"sort", "pick_place"})
     if len(goal) != 1:
-        raise r.error("goal", f"give exactly one of 'sort' or 'pick_place', got {sorted(goal) or 'none'}")
+        raise r.fail("goal", f"give exactly one of 'sort' or 'pick_place', got {sorted(goal) or 'none'}")
 
     def check_bin(name: Any, where: str) -> str:
-        name = r.text(name, where)
+        name = r.string(name, where)
         if name not in bins:
-            raise r.error(where, f"unknown bin '{name}'{suggest(name, bins)}; bins of this job: {sorted(bins)}")
+            raise r.fail(where, f"unknown bin '{name}'{suggest(name, bins)}; bins of this job: {sorted(bins)}")
         return name
 
     rules: list[PickPlaceRule] = []
@@ -249,57 +207,57 @@ def _parse_goal(r: _JobReader, goal: Any, bins: dict[str, BinSpec], known: set[s
         kind = "sort"
         table = goal["sort"]
         if not isinstance(table, dict) or not table:
-            raise r.error("goal.sort", f"expected a non-empty mapping of object class -> bin name, got {table!r}")
+            raise r.fail("goal.sort", f"expected a non-empty mapping of object class -> bin name, got {table!r}")
         for cls, bin_name in table.items():
             where = f"goal.sort.{cls}"
-            rules.append(PickPlaceRule(r.object_class(cls, where, known), check_bin(bin_name, where)))
+            rules.append(PickPlaceRule(_object_class(r, cls, where, known), check_bin(bin_name, where)))
     else:
         kind = "pick_place"
         pairs = goal["pick_place"]
         if not isinstance(pairs, list) or not pairs:
-            raise r.error("goal.pick_place", f"expected a non-empty list of {{class, bin, count}}, got {pairs!r}")
+            raise r.fail("goal.pick_place", f"expected a non-empty list of {{class, bin, count}}, got {pairs!r}")
         for i, pair in enumerate(pairs):
             where = f"goal.pick_place[{i}]"
             pair = r.mapping(pair, where, {"class", "bin", "count"}, {"class", "bin"})
             count = r.integer(pair["count"], f"{where}.count", 1) if "count" in pair else None
-            rules.append(PickPlaceRule(r.object_class(pair["class"], f"{where}.class", known),
+            rules.append(PickPlaceRule(_object_class(r, pair["class"], f"{where}.class", known),
                                        check_bin(pair["bin"], f"{where}.bin"), count))
     seen: dict[str, str] = {}
     for rule in rules:
         if rule.object_class in seen:
-            raise r.error("goal", f"object class '{rule.object_class}' is assigned twice "
+            raise r.fail("goal", f"object class '{rule.object_class}' is assigned twice "
                                   f"(bins '{seen[rule.object_class]}' and '{rule.bin}')")
         seen[rule.object_class] = rule.bin
         if bins[rule.bin].object_class == rule.object_class:
-            raise r.error("goal", f"class '{rule.object_class}' is both a box class and the class of bin '{rule.bin}'")
+            raise r.fail("goal", f"class '{rule.object_class}' is both a box class and the class of bin '{rule.bin}'")
     return tuple(rules), kind
 
 
-def _parse_constraints(r: _JobReader, raw: Any, box_classes: set[str]) -> JobConstraints:
+def _parse_constraints(r: YamlReader, raw: Any, box_classes: set[str]) -> JobConstraints:
     c = r.mapping(raw, "constraints", CONSTRAINT_KEYS, {"max_attempts_per_box", "time_limit_s"})
     order: str | tuple[str, ...] = ORDER_NEAREST
     if "order" in c:
         value = c["order"]
         if isinstance(value, str):
             if value != ORDER_NEAREST:
-                raise r.error("constraints.order", f"expected '{ORDER_NEAREST}' or a list of box classes, got {value!r}")
+                raise r.fail("constraints.order", f"expected '{ORDER_NEAREST}' or a list of box classes, got {value!r}")
         elif isinstance(value, list) and value:
-            names = [r.text(v, f"constraints.order[{i}]") for i, v in enumerate(value)]
+            names = [r.string(v, f"constraints.order[{i}]") for i, v in enumerate(value)]
             for i, name in enumerate(names):
                 if name not in box_classes:
-                    raise r.error(f"constraints.order[{i}]", f"class '{name}' is not a box class of this job's goal"
+                    raise r.fail(f"constraints.order[{i}]", f"class '{name}' is not a box class of this job's goal"
                                                             f"{suggest(name, box_classes)}; goal classes: {sorted(box_classes)}")
             if len(set(names)) != len(names):
-                raise r.error("constraints.order", f"repeated class in {names}")
+                raise r.fail("constraints.order", f"repeated class in {names}")
             order = tuple(names)
         else:
-            raise r.error("constraints.order", f"expected '{ORDER_NEAREST}' or a non-empty list of classes, got {value!r}")
+            raise r.fail("constraints.order", f"expected '{ORDER_NEAREST}' or a non-empty list of classes, got {value!r}")
     expected = r.integer(c["expected_boxes"], "constraints.expected_boxes", 1) if "expected_boxes" in c else None
     fraction = 1.0
     if "required_success_fraction" in c:
         fraction = r.number(c["required_success_fraction"], "constraints.required_success_fraction", 0.0, strict=True)
         if fraction > 1.0:
-            raise r.error("constraints.required_success_fraction", f"must be in (0, 1], got {fraction!r}")
+            raise r.fail("constraints.required_success_fraction", f"must be in (0, 1], got {fraction!r}")
     return JobConstraints(
         order=order,
         max_attempts_per_box=r.integer(c["max_attempts_per_box"], "constraints.max_attempts_per_box", 1),

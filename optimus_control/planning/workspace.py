@@ -24,6 +24,7 @@ import pinocchio as pin
 
 from optimus_control.errors import ModelError
 from optimus_control.model import RobotModel
+from optimus_control.model.settings_schema import setting
 from optimus_control.planning.geometry import Pose
 
 
@@ -31,13 +32,13 @@ from optimus_control.planning.geometry import Pose
 class WorkspaceParams:
     """Reach limits; lengths [m], fractions of model quantities."""
 
-    reach_fraction: float = 0.92  # of the shoulder-to-wrist chain length (fully stretched)
-    min_reach_m: float = 0.18  # closer than this to the shoulder the arm folds into the body
-    trunk_range_fraction: float = 0.3  # of each trunk joint's limits the controller may use to help reach
-    trunk_samples_per_joint: int = 3  # trunk poses sampled per trunk joint over that range (odd: includes 0)
-    base_drop_m: float = 0.0  # how far the controller may lower the body (bent knees) to help reach
-    min_forward_m: float = 0.12  # wrist at least this far in front of the torso (x of the turned torso)
-    max_cross_m: float = 0.12  # and not further than this across the torso's sagittal plane
+    reach_fraction: float = setting(0.95, "", "reach: this fraction of the shoulder-to-wrist chain length (fully stretched)")
+    min_reach_m: float = setting(0.18, "m", "closer than this to the shoulder the arm folds into the body")
+    trunk_range_fraction: float = setting(0.8, "", "fraction of each trunk joint's range the controller may use to help reach")
+    trunk_samples_per_joint: int = setting(5, "", "trunk poses sampled per trunk joint over that range (odd: includes 0)")
+    base_drop_m: float = setting(0.0, "m", "how far the controller may lower the body (bent knees) to help reach")
+    min_forward_m: float = setting(0.12, "m", "wrist at least this far in front of the torso (x of the turned torso)")
+    max_cross_m: float = setting(0.12, "m", "wrist not further than this across the torso's sagittal plane")
 
 
 @dataclass(frozen=True)

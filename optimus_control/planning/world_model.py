@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from optimus_control.model.settings_schema import setting
 from optimus_control.planning.geometry import Pose
 from optimus_control.planning.interfaces import HELD, PerceptionSnapshot
 from optimus_control.planning.job_spec import JobSpec
@@ -28,10 +29,12 @@ OUTCOMES = (PENDING, SORTED, SKIPPED, FAILED)
 
 @dataclass(frozen=True)
 class WorldParams:
-    reassociate_radius_m: float = 1.5  # a new track may inherit a missing box within this distance
-    size_tolerance_m: float = 0.03  # ... if every sorted extent matches within this
-    unskip_distance_m: float = 0.05  # a skipped box that moved this far is considered again
-    bin_size_tolerance_m: float = 0.03  # a perceived bin whose footprint differs more from the job's is a partial view
+    reassociate_radius_m: float = setting(1.5, "m", "a new track may inherit a missing box within this distance")
+    size_tolerance_m: float = setting(0.03, "m", "... if every sorted extent matches within this")
+    unskip_distance_m: float = setting(0.05, "m", "a skipped box that moved this far is considered again")
+    bin_size_tolerance_m: float = setting(
+        0.03, "m",
+        "a perceived bin whose footprint differs more from the job's is a partial view")
 
 
 @dataclass

@@ -13,49 +13,37 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from optimus_control.errors import ConfigError
+from optimus_control.model.settings_schema import build, setting
 
 
 @dataclass
 class ActuatorParams:
     """Actuator and sensor model settings (all zero = ideal actuators and sensors)."""
 
-    torque_bandwidth_hz: float = 0.0            # first-order lag of the applied torque; 0 = instantaneous
-    gear_friction_scale: float = 1.0            # multiplies the URDF joint <dynamics friction> [N m | N]
-    friction_velocity_min: float = 1e-4         # [rad/s | m/s] lower bound of the Coulomb regularisation band
-    encoder_resolution_rad: float = 0.0         # position quantisation step [rad | m]; 0 = continuous
-    encoder_noise_std_rad: float = 0.0          # white position noise [rad | m]
-    velocity_noise_std_rps: float = 0.0         # white velocity noise [rad/s | m/s]
-    torque_noise_std_nm: float = 0.0            # white measured-torque noise [N m | N]
-    imu_gyro_noise_std_rps: float = 0.0         # [rad/s]
-    imu_gyro_bias_rps: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    imu_accel_noise_std_mps2: float = 0.0       # [m/s^2]
-    imu_accel_bias_mps2: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    imu_orientation_noise_std_rad: float = 0.0  # small-angle noise on the IMU attitude estimate [rad]
-    seed: int = 0                               # noise generator seed
+    torque_bandwidth_hz: float = setting(0.0, "Hz", "first-order lag of the applied torque (0: instantaneous)")
+    gear_friction_scale: float = setting(1.0, "", "factor on the URDF joint friction")
+    friction_velocity_min: float = setting(1e-4, "rad/s", "lower bound of the Coulomb regularisation band")
+    encoder_resolution_rad: float = setting(0.0, "rad", "position quantisation step (0: continuous)")
+    encoder_noise_std_rad: float = setting(0.0, "rad", "white position noise")
+    velocity_noise_std_rps: float = setting(0.0, "rad/s", "white velocity noise")
+    torque_noise_std_nm: float = setting(0.0, "N m", "white measured-torque noise")
+    imu_gyro_noise_std_rps: float = setting(0.0, "rad/s", "white gyro noise")
+    imu_gyro_bias_rps: tuple[float, float, float] = setting((0.0, 0.0, 0.0), "rad/s", "constant gyro bias")
+    imu_accel_noise_std_mps2: float = setting(0.0, "m/s²", "white accelerometer noise")
+    imu_accel_bias_mps2: tuple[float, float, float] = setting((0.0, 0.0, 0.0), "m/s²", "constant accelerometer bias")
+    imu_orientation_noise_std_rad: float = setting(0.0, "rad", "small-angle noise on the IMU attitude estimate")
+    seed: int = setting(0, "", "noise generator seed (the sim sets it from its own seed)", parameter=False)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not value >= 0.0:
+                raise ConfigError(f"actuator parameter '{f.name}' must be >= 0, got {value}")
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "actuator parameters") -> ActuatorParams:
-        """Build from a mapping (e.g. ROS parameters); unknown keys are an error naming ``where``."""
-        known = {f.name: f for f in fields(cls)}
-        out = {}
-        for key, value in values.items():
-            if key not in known:
-                from optimus_control.errors import suggest
-
-                raise ConfigError(f"{where}: unknown actuator parameter '{key}'{suggest(key, known)}; "
-                                  f"valid: {sorted(known)}")
-            if key.endswith("_bias_rps") or key.endswith("_bias_mps2"):
-                vec = tuple(float(x) for x in value)
-                if len(vec) != 3:
-                    raise ConfigError(f"{where}: {key} needs 3 numbers, got {value!r}")
-                out[key] = vec
-            elif key == "seed":
-                out[key] = int(value)
-            else:
-                out[key] = float(value)
-                if out[key] < 0:
-                    raise ConfigError(f"{where}: {key} must be >= 0, got {value!r}")
-        return cls(**out)
+        """Build from a mapping (e.g. ROS parameters); unknown keys and wrong types are errors naming ``where``."""
+        return build(cls, values, where)
 
     @property
     def noisy(self) -> bool:

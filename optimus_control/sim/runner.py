@@ -9,18 +9,20 @@ imports rclpy.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from optimus_control.errors import ConfigError, SimulationError
 from optimus_control.model import RobotModel
+from optimus_control.model.settings_schema import section, setting
 from optimus_control.sim.actuators import ActuatorParams
 from optimus_control.sim.bus_server import MODES, BusServer, RealTimeFactor
 from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
@@ -37,28 +39,41 @@ REALTIME_RESYNC_S = 0.05       # further behind the wall clock than this: drop t
 
 @dataclass
 class SimSettings:
-    """What the sim node's parameters configure (see config/sim.yaml)."""
+    """The sim node's parameters, the schema of ``config/sim.yaml`` (defaults are the shipped values)."""
 
-    robot_config: str = "optimus.yaml"
-    scene: str = "sorting_cell"          # scene name/path; "" or "none" = empty floor
-    seed: int = 0
-    mode: str = "lockstep"
-    gui: bool = False
-    bus_name: str = "optimus_bus"
-    camera_enabled: bool = True
-    # Where frames are rendered: "process" (a render process; the physics never waits for a frame, needed in
-    # real time where a 25 ms stall would starve the controller), "thread" (in the physics thread; least
-    # total CPU, fine in lockstep where the controller waits anyway), "auto" (process in real time, thread
-    # in lockstep).
-    camera_render: str = "auto"
-    camera_rate_hz: float = 0.0          # 0 = the robot config's camera.rate_hz
-    camera_width: int = 0                # 0 = the robot config's camera.width/height
-    camera_height: int = 0
-    clock_rate_hz: float = 50.0          # /clock publication rate (sim time): every subscriber wakes for each
-    ground_truth_rate_hz: float = 100.0  # /sim/* ground truth and /sim/joint_states rate (sim time)
-    start_paused: bool = False
-    physics: SimParams = field(default_factory=SimParams)
-    actuators: ActuatorParams = field(default_factory=ActuatorParams)
+    robot_config: str = setting("optimus.yaml", "", "config/<name> or a path: the robot facts (URDF, joints, gains)")
+    scene: str = setting("sorting_cell", "", "config/scenes/<name>.yaml or a path ('' or 'none': empty floor)")
+    seed: int = setting(0, "", "random seed of the scene (object poses, sensor noise)")
+    mode: str = setting("lockstep", "", "lockstep: physics waits for the controller; realtime: wall-clock paced")
+    gui: bool = setting(False, "", "open the PyBullet GUI window (needs a display)")
+    bus_name: str = setting("", "", "shared-memory joint bus shared with whole_body_controller; \"\" = derived from "
+                             "the ROS domain and namespace")
+    world_frame: str = setting("odom", "", "frame of the /sim/ ground truth (base pose and twist, objects)")
+    camera_enabled: bool = setting(True, "", "render the head RGB-D camera")
+    camera_render: str = setting("process", "", "process: a render process, the physics never waits for a frame "
+                                 "(in lockstep the render runs beside the physics instead of stalling it and the "
+                                 "controller); thread: in the physics thread (least total CPU); auto: process in "
+                                 "realtime, thread in lockstep")
+    camera_rate_hz: float = setting(0.0, "Hz", "camera frame rate in sim time (0: camera.rate_hz of the robot config)")
+    camera_width: int = setting(0, "px", "image size (0: camera.width/height of the robot config; others rescale "
+                                "fx, fy, cx, cy)")
+    camera_height: int = setting(0, "px", "see camera_width")
+    clock_rate_hz: float = setting(50.0, "Hz", "/clock rate in sim time (physics runs at 1 kHz); every node wakes "
+                                   "for each one")
+    ground_truth_rate_hz: float = setting(50.0, "Hz", "/sim/base_pose, /sim/base_twist, /sim/joint_states; "
+                                          "/sim/objects at 1/10 of it")
+    start_paused: bool = setting(False, "", "start with physics and /clock paused")
+    solver_iterations: int = setting(50, "", "PyBullet constraint-solver iterations per 1 ms step")
+    friction_model: str = setting("actuator", "", "joint Coulomb friction: actuator | hybrid | motor (see sim/world.py)")
+    push_force_n: list[float] = setting([0.0, 60.0, 0.0], "N", "/sim/push: world-frame force ...")
+    push_link: str = setting("torso", "", "... applied at this URDF link's origin ...")
+    push_duration_s: float = setting(0.2, "s", "... for this long (sim time)")
+    step_ticks: int = setting(1, "", "/sim/step: physics steps per call (while paused)")
+    actuator: ActuatorParams = section(ActuatorParams, "actuator and sensor model; all zero: ideal, deterministic")
+
+    def physics(self) -> SimParams:
+        """The world's physics settings from these parameters (the rest keep SimParams' defaults)."""
+        return SimParams(solver_iterations=self.solver_iterations, friction_model=self.friction_model, gui=self.gui)
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -91,9 +106,8 @@ class SimRunner:
         settings.validate()
         self.settings, self.bus, self.outputs = settings, bus, outputs
         self.robot = RobotModel.load(settings.robot_config)
-        settings.physics.gui = settings.gui
-        settings.actuators.seed = settings.seed
-        self.world = SimWorld(self.robot, settings.physics, settings.actuators)
+        actuators = dataclasses.replace(settings.actuator, seed=settings.seed)
+        self.world = SimWorld(self.robot, settings.physics(), actuators)
         self.scene_spec = None if settings.scene in ("", "none") else load_scene(settings.scene)
         self.scene: BuiltScene | None = None
         self.harness = SupportHarness(self.world)

@@ -30,19 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from optimus_control.errors import ConfigError, suggest
+from optimus_control.model.colours import NAMED_COLOURS
 from optimus_control.model.paths import resolve_data_path
+from optimus_control.model.yaml_reader import YamlReader
 
 FURNITURE_TYPES = ("table", "conveyor", "roller_table", "shelf", "bin")
-COLOURS: dict[str, tuple[float, float, float, float]] = {
-    "red": (0.85, 0.1, 0.1, 1.0), "green": (0.1, 0.7, 0.2, 1.0), "blue": (0.1, 0.25, 0.85, 1.0),
-    "yellow": (0.95, 0.85, 0.1, 1.0), "orange": (0.95, 0.5, 0.05, 1.0), "purple": (0.55, 0.2, 0.7, 1.0),
-    "white": (0.95, 0.95, 0.95, 1.0), "black": (0.08, 0.08, 0.08, 1.0), "grey": (0.5, 0.5, 0.5, 1.0),
-    "dark_grey": (0.25, 0.25, 0.27, 1.0), "brown": (0.55, 0.38, 0.2, 1.0), "wood": (0.72, 0.56, 0.36, 1.0),
-    "cardboard": (0.76, 0.6, 0.42, 1.0), "steel": (0.62, 0.64, 0.68, 1.0),
-}
+COLOURS = NAMED_COLOURS  # the names a scene may use for boxes and furniture
 TOP_KEYS = {"scene", "robot", "furniture", "regions", "boxes"}
 FURNITURE_KEYS = {"name", "type", "position", "yaw_deg", "size", "colour", "friction", "mesh", "mesh_scale",
                   "shelf_levels", "wall_thickness", "elevation"}
@@ -121,62 +115,16 @@ class SceneSpec:
     boxes: tuple[BoxGroupSpec, ...]
 
 
-class _Reader:
-    def __init__(self, source: Path):
-        self.source = source
-
-    def fail(self, where: str, what: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {where}: {what}")
-
-    def mapping(self, value: Any, where: str, allowed: set[str], required: set[str]) -> dict:
-        if not isinstance(value, dict):
-            raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
-        for key in value:
-            if key not in allowed:
-                raise self.fail(where, f"unknown key '{key}'{suggest(str(key), allowed)}; valid keys: {sorted(allowed)}")
-        for key in sorted(required):
-            if key not in value:
-                raise self.fail(where, f"missing key '{key}'")
-        return value
-
-    def number(self, value: Any, where: str, minimum: float | None = None, positive: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(where, f"expected a number, got {value!r}")
-        if positive and not value > 0:
-            raise self.fail(where, f"must be > 0, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.fail(where, f"must be >= {minimum}, got {value!r}")
-        return float(value)
-
-    def vector(self, value: Any, where: str, n: int, positive: bool = False) -> tuple[float, ...]:
-        if not isinstance(value, (list, tuple)) or len(value) != n:
-            raise self.fail(where, f"expected a list of {n} numbers, got {value!r}")
-        return tuple(self.number(v, f"{where}[{i}]", positive=positive) for i, v in enumerate(value))
-
-    def interval(self, value: Any, where: str) -> tuple[float, float]:
-        """A number (fixed) or [low, high]."""
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value), float(value)
-        low, high = self.vector(value, where, 2)
-        if low > high:
-            raise self.fail(where, f"range [{low}, {high}] has low > high")
-        return low, high
-
-    def string(self, value: Any, where: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(where, f"expected a non-empty string, got {value!r}")
-        return value
-
-    def colour(self, value: Any, where: str) -> tuple[str, tuple[float, float, float, float]]:
-        if isinstance(value, str):
-            if value not in COLOURS:
-                raise self.fail(where, f"unknown colour '{value}'{suggest(value, COLOURS)}; named colours: {sorted(COLOURS)} "
-                                       "(or give [r, g, b, a] in 0..1)")
-            return value, COLOURS[value]
-        rgba = self.vector(value, where, 4)
-        if not all(0.0 <= c <= 1.0 for c in rgba):
-            raise self.fail(where, f"colour components must be in [0, 1], got {value!r}")
-        return "rgba(" + ",".join(f"{c:g}" for c in rgba) + ")", rgba  # type: ignore[return-value]
+def _colour(r: YamlReader, value: Any, where: str) -> tuple[str, tuple[float, float, float, float]]:
+    """A named colour or [r, g, b, a] in 0..1, as (name, rgba)."""
+    if isinstance(value, str):
+        name = r.member(value, where, COLOURS, "colour",
+                        f"; named colours: {sorted(COLOURS)} (or give [r, g, b, a] in 0..1)")
+        return name, COLOURS[name]
+    rgba = r.vector(value, where, 4)
+    if not all(0.0 <= c <= 1.0 for c in rgba):
+        raise r.fail(where, f"colour components must be in [0, 1], got {value!r}")
+    return "rgba(" + ",".join(f"{c:g}" for c in rgba) + ")", rgba  # type: ignore[return-value]
 
 
 def load_scene(path: str | os.PathLike) -> SceneSpec:
@@ -189,28 +137,21 @@ def load_scene(path: str | os.PathLike) -> SceneSpec:
         scenes_dir = resolve_data_path("scenes", "config")
         known = sorted(f.stem for f in scenes_dir.glob("*.yaml")) if scenes_dir.is_dir() else []
         raise ConfigError(f"scene file not found: {source}{suggest(p.stem, known)}; scenes available: {known}")
-    try:
-        data = yaml.safe_load(source.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    r = _Reader(source)
+    r, data = YamlReader.load(source, "scene file")
     data = r.mapping(data, "<top level>", TOP_KEYS, {"scene", "robot", "furniture"})
     head = r.mapping(data["scene"], "scene", {"name", "description"}, {"name"})
     robot = r.mapping(data["robot"], "robot", {"position", "yaw_deg"}, {"position"})
 
     furniture: list[FurnitureSpec] = []
     names: dict[str, str] = {}
-    for i, raw in enumerate(_list(r, data.get("furniture"), "furniture")):
+    for i, raw in enumerate(r.sequence(data.get("furniture"), "furniture")):
         where = _entry(raw, f"furniture[{i}]")
         f = r.mapping(raw, where, FURNITURE_KEYS, {"name", "type", "position", "size"})
         name = r.string(f["name"], f"{where}.name")
         if name in names:
             raise r.fail(where, f"duplicate name '{name}' (also {names[name]})")
         names[name] = where
-        kind = r.string(f["type"], f"{where}.type")
-        if kind not in FURNITURE_TYPES:
-            raise r.fail(f"{where}.type", f"unknown furniture type '{kind}'{suggest(kind, FURNITURE_TYPES)}; "
-                                          f"valid: {list(FURNITURE_TYPES)}")
+        kind = r.member(r.string(f["type"], f"{where}.type"), f"{where}.type", FURNITURE_TYPES, "furniture type")
         mesh = None
         if "mesh" in f:
             mesh = resolve_data_path(r.string(f["mesh"], f"{where}.mesh"), "config/scenes")
@@ -224,7 +165,7 @@ def load_scene(path: str | os.PathLike) -> SceneSpec:
             name=name, type=kind, position=r.vector(f["position"], f"{where}.position", 2),  # type: ignore[arg-type]
             yaw_deg=r.number(f.get("yaw_deg", 0.0), f"{where}.yaw_deg"),
             size=r.vector(f["size"], f"{where}.size", 3, positive=True),  # type: ignore[arg-type]
-            colour=r.colour(f.get("colour", "grey"), f"{where}.colour")[1],
+            colour=_colour(r, f.get("colour", "grey"), f"{where}.colour")[1],
             friction=r.number(f.get("friction", 0.8), f"{where}.friction", positive=True),
             mesh=mesh, mesh_scale=r.vector(f.get("mesh_scale", [1, 1, 1]), f"{where}.mesh_scale", 3, positive=True),  # type: ignore[arg-type]
             shelf_levels=int(r.number(f.get("shelf_levels", 3), f"{where}.shelf_levels", minimum=1)),
@@ -235,7 +176,7 @@ def load_scene(path: str | os.PathLike) -> SceneSpec:
 
     regions: list[RegionSpec] = []
     region_names: set[str] = set()
-    for i, raw in enumerate(_list(r, data.get("regions", []), "regions")):
+    for i, raw in enumerate(r.sequence(data.get("regions", []), "regions")):
         where = _entry(raw, f"regions[{i}]")
         g = r.mapping(raw, where, REGION_KEYS, REGION_REQUIRED)
         name = r.string(g["name"], f"{where}.name")
@@ -265,7 +206,7 @@ def load_scene(path: str | os.PathLike) -> SceneSpec:
 
     boxes: list[BoxGroupSpec] = []
     box_names: set[str] = set()
-    for i, raw in enumerate(_list(r, data.get("boxes", []), "boxes")):
+    for i, raw in enumerate(r.sequence(data.get("boxes", []), "boxes")):
         where = _entry(raw, f"boxes[{i}]")
         b = r.mapping(raw, where, BOX_KEYS, {"name", "size", "mass"})
         name = r.string(b["name"], f"{where}.name")
@@ -297,7 +238,7 @@ def load_scene(path: str | os.PathLike) -> SceneSpec:
             count=(int(count_lo), int(count_hi)), size=r.vector(b["size"], f"{where}.size", 3, positive=True),  # type: ignore[arg-type]
             mass=r.number(b["mass"], f"{where}.mass", positive=True),
             friction=r.number(b.get("friction", 0.9), f"{where}.friction", positive=True),
-            colours=tuple(r.colour(c, f"{where}.colours[{k}]") for k, c in enumerate(colours_raw)),
+            colours=tuple(_colour(r, c, f"{where}.colours[{k}]") for k, c in enumerate(colours_raw)),
             yaw_deg=r.interval(b.get("yaw_deg", 0.0), f"{where}.yaw_deg"),
             min_gap=r.number(b.get("min_gap", 0.0), f"{where}.min_gap", minimum=0.0),
             min_colours=_min_colours(r, b, where, int(count_lo), len(colours_raw)), where=where,
@@ -310,7 +251,7 @@ def load_scene(path: str | os.PathLike) -> SceneSpec:
     )
 
 
-def _min_colours(r: _Reader, b: dict, where: str, count_lo: int, n_colours: int) -> int:
+def _min_colours(r: YamlReader, b: dict, where: str, count_lo: int, n_colours: int) -> int:
     """The group's min_colours, checked against its colour list and its smallest count."""
     value = r.number(b.get("min_colours", 1), f"{where}.min_colours", minimum=1)
     if value != int(value):
@@ -328,11 +269,3 @@ def _entry(raw: Any, index: str) -> str:
     if isinstance(raw, dict) and isinstance(raw.get("name"), str):
         return f"{index} '{raw['name']}'"
     return index
-
-
-def _list(r: _Reader, value: Any, where: str) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise r.fail(where, f"expected a list, got {type(value).__name__}")
-    return value

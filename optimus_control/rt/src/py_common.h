@@ -31,5 +31,6 @@ int rtpy_init_shm(PyObject *module);
 int rtpy_init_loop(PyObject *module);
 int rtpy_init_tbuf(PyObject *module);
 int rtpy_init_bus(PyObject *module);
+int rtpy_init_can(PyObject *module);
 
 #endif

@@ -61,8 +61,9 @@ static int loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(rtpy_RealTimeError, "Loop: model must be a built optimus_control.rt.Dynamics");
         return -1;
     }
-    if (!PyObject_TypeCheck(transport, &rtpy_LoopbackType) && !PyObject_TypeCheck(transport, &rtpy_ShmType)) {
-        PyErr_SetString(rtpy_RealTimeError, "Loop: transport must be a LoopbackTransport or a ShmTransport");
+    if (!PyObject_TypeCheck(transport, &rtpy_LoopbackType) && !PyObject_TypeCheck(transport, &rtpy_ShmType) &&
+        !PyObject_TypeCheck(transport, &rtpy_CanType)) {
+        PyErr_SetString(rtpy_RealTimeError, "Loop: transport must be a LoopbackTransport, ShmTransport or CanTransport");
         return -1;
     }
     TransportObject *tr = (TransportObject *)transport;

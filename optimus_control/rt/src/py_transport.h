@@ -1,9 +1,10 @@
-/* The transport objects of the Python bindings (LoopbackTransport, ShmTransport), shared by their own
+/* The transport objects of the Python bindings (LoopbackTransport, ShmTransport, CanTransport), shared by their own
  * files and by the Loop binding, which takes either one. */
 #ifndef OPTIMUS_RT_PY_TRANSPORT_H
 #define OPTIMUS_RT_PY_TRANSPORT_H
 
 #include "py_common.h"
+#include "rt_can.h"
 #include "rt_loopback.h"
 #include "rt_shm.h"
 #include "rt_transport.h"
@@ -16,13 +17,16 @@ typedef struct {
     double *staging;  /* LoopbackTransport: the state being set, NULL until initialised */
     rt_shm *shm;      /* ShmTransport: NULL when closed */
     PyObject *name;   /* ShmTransport: segment name */
+    rt_can *can;      /* CanTransport: NULL until initialised */
+    int can_started;  /* CanTransport: adapters open, bus threads running */
 } TransportObject;
 
-extern PyTypeObject rtpy_LoopbackType, rtpy_ShmType;
+extern PyTypeObject rtpy_LoopbackType, rtpy_ShmType, rtpy_CanType;
 
 /* An initialised loopback or an open shm transport (the Loop needs one). */
 static inline int rtpy_transport_open(const TransportObject *t) {
     if (Py_IS_TYPE((PyObject *)t, &rtpy_ShmType)) return t->shm != NULL;
+    if (Py_IS_TYPE((PyObject *)t, &rtpy_CanType)) return t->can != NULL && t->can_started;
     return t->staging != NULL;
 }
 

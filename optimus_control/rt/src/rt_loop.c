@@ -467,6 +467,15 @@ static void prefault_stack(void) {
     for (size_t i = 0; i < sizeof(buf); i += 4096) buf[i] = 0;
 }
 
+/* The transport reported a fault (CAN: a motor silent for 3 cycles, bus-off, adapter gone): latch it with
+ * the transport's detail; the tick then damps like every other fault. */
+static void transport_fault(rt_loop *L) {
+    int index = -1;
+    double value = 0.0;
+    if (L->tr.fault_info) L->tr.fault_info(L->tr.ctx, &index, &value);
+    fault(L, RT_REASON_TRANSPORT_FAULT, index, value);
+}
+
 static void run_realtime(rt_loop *L) {
     const int64_t period = (int64_t)llround(1e9 / L->cfg.rate_hz);
     int64_t next = mono_ns() + period;
@@ -477,6 +486,7 @@ static void run_realtime(rt_loop *L) {
         const int64_t woke = mono_ns();
         rt_hist_add(&L->latency, woke - next);
         const int have = L->tr.read_state(L->tr.ctx, &L->state_tick, L->words);
+        if (have < 0) transport_fault(L);
         loop_tick(L, have == 1, (double)woke * 1e-9);
         const int64_t end = mono_ns();
         rt_hist_add(&L->compute, end - woke);

@@ -29,6 +29,7 @@ enum rt_reason {
     RT_REASON_TRANSPORT_SILENT = 5,     /* value: silence [s] */
     RT_REASON_NONFINITE_TORQUE = 6,     /* index: joint */
     RT_REASON_BAD_BASE_QUATERNION = 7,  /* value: quaternion norm */
+    RT_REASON_TRANSPORT_FAULT = 8,      /* read_state returned -1; index: joint or -1, value: transport's detail */
     RT_REASON_COUNT
 };
 

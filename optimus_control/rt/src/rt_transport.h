@@ -38,6 +38,9 @@ typedef struct rt_transport {
     void (*interrupt)(void *ctx);
     /* Tells the robot the controller is alive while it waits for states (lockstep); may be NULL. */
     void (*heartbeat)(void *ctx, int32_t loop_state, int32_t fault);
+    /* After read_state returned -1: the transport's fault code (0 none) and what it concerns (index: a
+     * joint or -1; value: transport-specific, e.g. a bus index), for the loop's fault reason; may be NULL. */
+    int (*fault_info)(void *ctx, int *index, double *value);
 } rt_transport;
 
 #endif

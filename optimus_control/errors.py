@@ -53,3 +53,7 @@ class SensorDataError(OptimusError):
 
 class GoalError(OptimusError):
     """A goal the controller cannot accept (non-finite values, unknown hand or preset); it is rejected."""
+
+
+class HardwareError(OptimusError):
+    """Real actuators refused an operation: a motor silent or out of range at enable, a bus that cannot open."""

@@ -46,6 +46,7 @@ class Reason(enum.IntEnum):
     TRANSPORT_SILENT = 5
     NONFINITE_TORQUE = 6
     BAD_BASE_QUATERNION = 7
+    TRANSPORT_FAULT = 8          # the transport reported a fault (CAN: silent motor, bus-off, adapter gone)
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,11 @@ class Loop:
             return f"computed torque of joint '{names[index]}' is not finite"
         if reason == Reason.BAD_BASE_QUATERNION:
             return f"base_pose quaternion has norm {value:.3g}, not ~1"
+        if reason == Reason.TRANSPORT_FAULT:
+            detail = getattr(self.transport, "fault_message", None)
+            where = f"joint '{names[index]}'" if 0 <= index < len(names) else "the transport"
+            text = detail() if callable(detail) else ""
+            return f"transport fault ({where}, bus {int(value)}){': ' + text if text else ''}: damping"
         return reason.name
 
     def _state_word_name(self, index: int) -> str:

@@ -206,14 +206,16 @@ static PyTypeObject SlcanParserType = {
 /* ---- CanTransport ------------------------------------------------------------------------------------- */
 static void can_dealloc(TransportObject *self) {
     if (self->can) rt_can_free(self->can); /* joins the bus threads */
+    Py_XDECREF(self->name);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int can_init(TransportObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"buses", "joints", "n_feet", NULL};
-    PyObject *buses, *joints;
+    static char *kwlist[] = {"buses", "joints", "n_feet", "bus_names", NULL};
+    PyObject *buses, *joints, *names = NULL;
     int n_feet = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|i:CanTransport", kwlist, &buses, &joints, &n_feet)) return -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|iO:CanTransport", kwlist, &buses, &joints, &n_feet, &names))
+        return -1;
     if (self->can) {
         PyErr_SetString(rtpy_RealTimeError, "CanTransport is already initialised");
         return -1;
@@ -256,6 +258,10 @@ static int can_init(TransportObject *self, PyObject *args, PyObject *kwds) {
         goto done;
     }
     self->tr = self->can->tr;
+    if (names && names != Py_None) {
+        self->name = PySequence_Tuple(names);
+        if (!self->name) goto done;
+    }
     rc = 0;
 done:
     PyMem_Free(bc);
@@ -363,6 +369,22 @@ static PyObject *can_fault(TransportObject *self, PyObject *unused) {
                          atomic_load(&c->fault_bus), atomic_load(&c->fault_flags));
 }
 
+static PyObject *can_fault_message(TransportObject *self, PyObject *unused) {
+    static const char *const kinds[] = {"", "no reply for 3 cycles", "bus-off", "adapter gone"};
+    if (need(self, 0) < 0) return NULL;
+    rt_can *c = self->can;
+    const int kind = atomic_load(&c->fault_kind), joint = atomic_load(&c->fault_joint), bus = atomic_load(&c->fault_bus);
+    if (kind <= 0 || kind > 3) return PyUnicode_FromString("");
+    PyObject *bname = NULL;
+    if (self->name && bus >= 0 && bus < PyTuple_GET_SIZE(self->name)) bname = PyTuple_GET_ITEM(self->name, bus);
+    if (joint >= 0) {
+        if (bname) return PyUnicode_FromFormat("%s from motor %d (joint %d) on bus '%S'", kinds[kind], c->joints[joint].motor_id, joint, bname);
+        return PyUnicode_FromFormat("%s from motor %d (joint %d) on bus %d", kinds[kind], c->joints[joint].motor_id, joint, bus);
+    }
+    if (bname) return PyUnicode_FromFormat("%s on bus '%S'", kinds[kind], bname);
+    return PyUnicode_FromFormat("%s on bus %d", kinds[kind], bus);
+}
+
 static PyObject *can_monitor(TransportObject *self, PyObject *unused) {
     /* (q, v, tau) lists per joint from each bus's newest cycle with a reply, and each bus's cycle count */
     if (need(self, 0) < 0) return NULL;
@@ -453,6 +475,7 @@ static PyMethodDef can_methods[] = {
     {"use_loop", (PyCFunction)can_use_loop, METH_NOARGS, "use_loop(): the loop's commands drive the motors."},
     {"clear_fault", (PyCFunction)can_clear_fault, METH_NOARGS, "clear_fault() -> False while the condition persists"},
     {"fault", (PyCFunction)can_fault, METH_NOARGS, "fault() -> (kind, joint, bus, flags) of the latched fault"},
+    {"fault_message", (PyCFunction)can_fault_message, METH_NOARGS, "fault_message() -> the latched fault in words"},
     {"monitor", (PyCFunction)can_monitor, METH_NOARGS, "monitor() -> (q, v, tau, cycles per bus): newest replies, joint side"},
     {"motor_status", (PyCFunction)can_motor_status, METH_NOARGS, "motor_status() -> per joint: replies, errors, temperatures"},
     {"bus_stats", (PyCFunction)can_bus_stats, METH_NOARGS, "bus_stats() -> per bus counters and round-trip percentiles"},

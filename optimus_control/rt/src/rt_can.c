@@ -150,9 +150,8 @@ static void damping_cmd(const rt_can_joint_cfg *J, rt_mit_cmd *m) {
 }
 
 /* Builds this cycle's frames; returns how many. */
-static int build_frames(rt_can_bus *B, rt_can_frame *fr) {
+static int build_frames(rt_can_bus *B, rt_can_frame *fr, int mode) {
     rt_can *c = B->can;
-    const int mode = atomic_load(&B->mode);
     int kind = 0;
     if (mode == RT_CAN_ENTERING || B->reenter) kind = RT_MIT_ENTER;
     if (mode == RT_CAN_EXITING && B->exit_cycles >= EXIT_CYCLES) kind = RT_MIT_EXIT;
@@ -201,8 +200,8 @@ static int build_frames(rt_can_bus *B, rt_can_frame *fr) {
     return B->n;
 }
 
-static void after_cycle_mode(rt_can_bus *B) {
-    const int mode = atomic_load(&B->mode);
+/* `mode` is the one this cycle's frames were built for (Python may have changed it meanwhile). */
+static void after_cycle_mode(rt_can_bus *B, int mode) {
     B->reenter = 0;
     if (mode == RT_CAN_ENTERING) {
         int expected = RT_CAN_ENTERING;
@@ -253,8 +252,8 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
         try_reconnect(B, t_send);
         return;
     }
-    const int mode_before = atomic_load(&B->mode);
-    const int nf = build_frames(B, tx);
+    const int mode = atomic_load(&B->mode);
+    const int nf = build_frames(B, tx, mode);
     const int sent = rt_can_port_send(&B->port, tx, nf);
     const int64_t deadline = t_send + (int64_t)((double)B->period_ns * REPLY_WINDOW);
     int got[RT_CAN_MAX_MOTORS] = {0};
@@ -313,8 +312,7 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
         atomic_fetch_add_explicit(&B->missing, 1, memory_order_relaxed);
         if (++B->miss[k] >= MISS_LIMIT) latch(c, RT_CAN_FAULT_NO_REPLY, B->joints[k], B->index);
     }
-    (void)mode_before;
-    after_cycle_mode(B);
+    after_cycle_mode(B, mode);
     double *s = rt_tbuf_back(&B->state_out);
     s[0] = (double)atomic_load_explicit(&B->cycles, memory_order_relaxed);
     memcpy(s + 1, B->last, sizeof(double) * 3 * (size_t)B->n);

@@ -1,0 +1,48 @@
+"""Hardware layer: hardware descriptions and their checks, the CAN transport's Python side, the SLCAN
+adapter + MIT motor emulator, and the optimus-hw bring-up CLI. Never imports rclpy."""
+
+from optimus_control.hardware.checks import (
+    BusLoad,
+    JointFit,
+    actuator_fit,
+    bus_load,
+    check_bus_load,
+    check_fit,
+    format_bus_load,
+    format_fit,
+    frame_bits,
+)
+from optimus_control.hardware.description import (
+    BusConfig,
+    HardwareDescription,
+    ImuConfig,
+    JointHardware,
+    MotorModel,
+    check_names,
+    known_models,
+    load_calibration,
+    load_hardware,
+    save_calibration,
+)
+
+__all__ = [
+    "BusConfig",
+    "BusLoad",
+    "HardwareDescription",
+    "ImuConfig",
+    "JointFit",
+    "JointHardware",
+    "MotorModel",
+    "actuator_fit",
+    "bus_load",
+    "check_bus_load",
+    "check_fit",
+    "check_names",
+    "format_bus_load",
+    "format_fit",
+    "frame_bits",
+    "known_models",
+    "load_calibration",
+    "load_hardware",
+    "save_calibration",
+]

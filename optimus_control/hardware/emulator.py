@@ -1,0 +1,276 @@
+"""An SLCAN adapter and its MIT-mode motors, emulated on the far side of a pseudo-terminal pair.
+
+The CAN transport opens the pty's path exactly as it opens a USB adapter's tty (``slcan:<path>``), so
+the whole host path (SLCAN framing, bursts, reply collection, faults) runs for real. This is the seed
+of the hardware-in-the-loop rig: a motor here is a small model (first-order dynamics under the MIT law
+``tau = kp (p_ref - p) + kd (v_ref - v) + t_ff``, or a held state), and the rig can make motors silent,
+start them out of range, or make the whole adapter vanish and come back at the same path.
+
+Round-trip figures measured through a pty say nothing about USB latency.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from optimus_control.hardware.description import MotorModel
+from optimus_control.rt import _rtcore
+
+
+@dataclass
+class EmulatedMotor:
+    """One MIT-mode motor (motor-side units)."""
+
+    motor_id: int
+    model: MotorModel
+    position: float = 0.0          # [rad]
+    velocity: float = 0.0          # [rad/s]
+    torque: float = 0.0            # [N m]
+    damping: float = 0.5           # [N m s/rad] viscous load: first-order dynamics v = tau / (damping + kd)
+    hold: bool = False             # True: the state never changes (a motor on a locked joint)
+    silent: bool = False           # True: never answers
+    enabled: bool = False          # motor mode
+    t_mos: int = 35                # [deg C] Damiao reply only
+    t_rotor: int = 30
+    command: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)  # p, v, kp, kd, t
+    frames: int = 0
+    specials: list[int] = field(default_factory=list)
+    commands_seen: list[tuple[float, ...]] = field(default_factory=list)
+    record: bool = False           # keep every decoded command (tests)
+    _t: float = field(default_factory=time.monotonic)
+
+    def advance(self, now: float) -> None:
+        """Integrate the motor's law since the last frame (small substeps: stable at any gain)."""
+        dt_total, self._t = now - self._t, now
+        if self.hold or not self.enabled:
+            self.velocity, self.torque = 0.0, 0.0
+            return
+        p_ref, v_ref, kp, kd, t_ff = self.command
+        lo, hi = self.model.torque
+        b = self.damping + kd
+        step = min(2e-4, 0.2 * b / kp) if kp > 0 else 2e-4
+        remaining = min(dt_total, 0.05)
+        while remaining > 1e-9:
+            dt = min(step, remaining)
+            tau = min(max(kp * (p_ref - self.position) + kd * v_ref + t_ff, lo), hi)
+            self.velocity = tau / b
+            self.position += self.velocity * dt
+            self.torque = tau - kd * self.velocity
+            remaining -= dt
+
+    def reply(self) -> bytes:
+        """The reply frame's data: the state at the time the frame arrived."""
+        r = self.model.range10()
+        enc = _rtcore.mit_pack(r, self.position, self.velocity, 0.0, 0.0, self.torque)[0]
+        # reuse the command packer's p16 and v12 fields; t12 is the last 12 bits
+        p16 = enc[0:2]
+        v12 = (enc[2] << 4) | (enc[3] >> 4)
+        t12 = ((enc[6] & 0xF) << 8) | enc[7]
+        if self.model.damiao:
+            d0 = ((1 if self.enabled else 0) << 4) | (self.motor_id & 0xF)
+            return bytes([d0]) + p16 + bytes([v12 >> 4, ((v12 & 0xF) << 4) | (t12 >> 8), t12 & 0xFF,
+                                              self.t_mos, self.t_rotor])
+        return bytes([self.motor_id & 0xFF]) + p16 + bytes([v12 >> 4, ((v12 & 0xF) << 4) | (t12 >> 8), t12 & 0xFF])
+
+    def receive(self, data: bytes, now: float) -> bytes | None:
+        """Handle one frame addressed to this motor; returns the reply data (None when silent)."""
+        self.advance(now)
+        self.frames += 1
+        if self.silent:
+            return None
+        out = self.reply()
+        kind = _rtcore.mit_special_kind(data)
+        if kind:
+            self.specials.append(kind)
+            if kind == 0xFC:
+                self.enabled = True
+                self.command = (self.position, 0.0, 0.0, 0.0, 0.0)
+            elif kind == 0xFD:
+                self.enabled = False
+                self.command = (0.0, 0.0, 0.0, 0.0, 0.0)
+            elif kind == 0xFE:
+                self.position = 0.0
+        elif len(data) == 8:
+            cmd = decode_command(self.model, data)
+            if self.record:
+                self.commands_seen.append(cmd)
+            if self.enabled:
+                self.command = cmd
+        return out
+
+
+def decode_command(model: MotorModel, data: bytes) -> tuple[float, float, float, float, float]:
+    """(p, v, kp, kd, t) of an 8-byte MIT command, as the firmware reads it."""
+    w = int.from_bytes(data, "big")
+    fields = [(w >> 48) & 0xFFFF, (w >> 36) & 0xFFF, (w >> 24) & 0xFFF, (w >> 12) & 0xFFF, w & 0xFFF]
+    ranges = [model.position, model.velocity, model.kp, model.kd, model.torque]
+    bits = [16, 12, 12, 12, 12]
+    return tuple(u * (hi - lo) / ((1 << n) - 1) + lo for u, (lo, hi), n in zip(fields, ranges, bits))
+
+
+class EmulatedAdapter:
+    """An SLCAN adapter on a pty, with motors on its bus. ``path`` is stable across vanish()/reappear()."""
+
+    def __init__(self, motors: list[EmulatedMotor], path: str | None = None, version: str = "V1013"):
+        self.motors = {m.motor_id: m for m in motors}
+        self._dir = None
+        if path is None:
+            self._dir = tempfile.mkdtemp(prefix="optimus_slcan_")
+            path = os.path.join(self._dir, "ttyEMU")
+        self.path = path
+        self.version = version
+        self.is_open = False
+        self.bitrate_code: int | None = None
+        self.lines: list[bytes] = []         # adapter commands received (not frames)
+        self.frames_in = 0
+        self.unknown_ids: list[int] = []
+        self._master = -1
+        self._slave = -1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._parser = _rtcore.SlcanParser()
+        self._buf = b""
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> EmulatedAdapter:
+        self._open_pty()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="slcan-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def _open_pty(self) -> None:
+        master, slave = os.openpty()
+        os.set_blocking(master, False)
+        tmp = self.path + ".new"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(os.ttyname(slave), tmp)
+        os.replace(tmp, self.path)
+        self._master, self._slave = master, slave
+        self.is_open = False
+
+    def vanish(self) -> None:
+        """The adapter is unplugged: the tty goes away (the host reads EIO) and its path disappears."""
+        with self._lock:
+            if self._master >= 0:
+                os.close(self._master)
+                os.close(self._slave)
+                self._master = self._slave = -1
+            if os.path.lexists(self.path):
+                os.unlink(self.path)
+
+    def reappear(self) -> None:
+        """Plugged back in: a new tty at the same path; the adapter starts closed, as after a power-up."""
+        with self._lock:
+            self._open_pty()
+            self._parser = _rtcore.SlcanParser()
+            self._buf = b""
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.vanish()
+        if self._dir is not None and os.path.isdir(self._dir):
+            os.rmdir(self._dir)
+
+    def __enter__(self) -> EmulatedAdapter:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- the adapter ----------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            fd = self._master
+            if fd < 0:
+                time.sleep(0.002)
+                continue
+            try:
+                ready, _, _ = select.select([fd], [], [], 0.02)
+            except (OSError, ValueError):
+                continue
+            if not ready:
+                continue
+            with self._lock:
+                if fd != self._master:
+                    continue
+                try:
+                    data = os.read(fd, 4096)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""  # the host closed the slave: keep serving the next opener
+                if data:
+                    out = self._handle(data)
+                    if out:
+                        self._write(out)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        deadline = time.monotonic() + 0.5
+        while view and time.monotonic() < deadline:
+            try:
+                n = os.write(self._master, view)
+                view = view[n:]
+            except BlockingIOError:
+                time.sleep(0.0002)
+            except OSError:
+                return
+
+    def _handle(self, data: bytes) -> bytes:
+        """Split into lines (the parser is the transport's own, run here only for framing) and answer."""
+        out = []
+        self._buf += data
+        while b"\r" in self._buf:
+            line, self._buf = self._buf.split(b"\r", 1)
+            out.append(self._line(line))
+        return b"".join(out)
+
+    def _line(self, line: bytes) -> bytes:
+        if not line:
+            return b"\a"
+        k = line[:1]
+        if k == b"t":
+            if not self.is_open:
+                return b"\a"
+            events = self._parser.feed(line + b"\r")
+            if not events or events[0][0] != "frame":
+                return b"\a"
+            _, can_id, payload, _, _ = events[0]
+            self.frames_in += 1
+            motor = self.motors.get(can_id)
+            if motor is None:
+                self.unknown_ids.append(can_id)
+                return b"z\r"
+            reply = motor.receive(payload, time.monotonic())
+            ack = b"z\r"
+            if reply is None:
+                return ack
+            return ack + _rtcore.slcan_encode(0, reply)
+        self.lines.append(line)
+        if k == b"S" and len(line) == 2 and line[1:2].isdigit() and int(line[1:2]) <= 8:
+            self.bitrate_code = int(line[1:2])
+            return b"\r"
+        if line == b"O":
+            if self.bitrate_code is None:
+                return b"\a"
+            self.is_open = True
+            return b"\r"
+        if line == b"C":
+            self.is_open = False
+            return b"\r"
+        if line == b"V":
+            return self.version.encode() + b"\r"
+        if line == b"F":
+            return b"F00\r"
+        return b"\a"

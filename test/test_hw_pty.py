@@ -1,0 +1,202 @@
+"""The CAN transport end to end over pseudo-terminals: the C transport speaks SLCAN to the emulated adapter
+and its MIT motors (optimus_control.hardware.emulator), under the real 1 kHz loop or the bring-up driver.
+
+Timing is asserted generously (a loaded 2-core machine); the real figures are in benchmarks/bench_hw.py."""
+
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from optimus_control.errors import HardwareError
+from optimus_control.hardware import load_hardware
+from optimus_control.hardware.description import known_models
+from optimus_control.hardware.driver import ACTIVE, ENTERING, EXITING, PASSIVE, CanDriver
+from optimus_control.hardware.emulator import EmulatedAdapter, EmulatedMotor
+from optimus_control.model import RobotModel
+from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, Reason, _rtcore
+
+pytestmark = pytest.mark.realtime
+
+ARM_URDF = """<?xml version="1.0"?>
+<robot name="arm2">
+  <link name="base"/>
+  <link name="l1"><inertial><mass value="1"/><origin xyz="0.1 0 0"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" ixz="0" iyz="0"/></inertial></link>
+  <link name="l2"><inertial><mass value="1"/><origin xyz="0.1 0 0"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" ixz="0" iyz="0"/></inertial></link>
+  <joint name="j1" type="revolute"><parent link="base"/><child link="l1"/><axis xyz="0 0 1"/>
+    <limit lower="-1.5" upper="1.5" effort="15" velocity="10"/></joint>
+  <joint name="j2" type="revolute"><parent link="l1"/><child link="l2"/><origin xyz="0.2 0 0"/><axis xyz="0 0 1"/>
+    <limit lower="-1.5" upper="1.5" effort="15" velocity="10"/></joint>
+</robot>
+"""
+
+
+def wait_for(predicate, timeout_s: float = 5.0, period_s: float = 0.005):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(period_s)
+    return predicate()
+
+
+def is_damping(cmd) -> bool:
+    _, _, kp, kd, t = cmd
+    return kp == 0.0 and kd > 0.0 and abs(t) < 0.2  # zero torque, within one codec step of a ±200 N m range
+
+
+@pytest.fixture
+def arm(tmp_path):
+    """A 2-joint arm: the real 1 kHz loop over a CanTransport on one SLCAN bus to two emulated motors."""
+    urdf = tmp_path / "arm2.urdf"
+    urdf.write_text(ARM_URDF)
+    model = known_models()["mini_cheetah"]
+    motors = [EmulatedMotor(1, model, damping=5.0), EmulatedMotor(2, model, damping=5.0)]
+    adapter = EmulatedAdapter(motors).start()
+    joints = [(0, m.motor_id, model.range10(), False, 1.0, 1.0, 0.0, -1.5, 1.5, 1.0) for m in motors]
+    # 250 Hz: a Python emulator answers within the reply window even on a loaded machine (1 kHz: the benchmark)
+    tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 250.0)], joints, 0, ["arm"])
+    tr.start(open_timeout_s=2.0)
+    dyn = Dynamics.from_urdf(urdf, floating_base=False)
+    loop = Loop(dyn, tr, LoopConfig(rt_priority=0, lock_memory=False, silent_ticks=0,
+                                     stale_reference_timeout_s=2.0, damping_kd=1.0))
+    yield loop, tr, adapter, motors
+    loop.close()
+    tr.set_mode(EXITING)
+    wait_for(lambda: all(m == PASSIVE for m in tr.modes()), 2.0)
+    tr.stop()
+    adapter.stop()
+
+
+def enter_and_run(loop, tr, q_ref):
+    tr.set_mode(ENTERING)
+    assert wait_for(lambda: all(m == ACTIVE for m in tr.modes()), 3.0)
+    loop.start()
+    loop.set_references(qdd=np.zeros(2), q=np.asarray(q_ref, float), v=np.zeros(2), kp=np.full(2, 20.0),
+                        kd=np.full(2, 1.0))
+    assert wait_for(lambda: loop.status().state == LoopState.RUNNING, 3.0), loop.status()
+
+
+def test_loop_drives_motors_in_torque_mode(arm):
+    """The loop's torques reach the motors as MIT torque commands; the joints converge to the references."""
+    loop, tr, adapter, motors = arm
+    enter_and_run(loop, tr, [0.3, -0.2])
+    assert wait_for(lambda: np.allclose(loop.read_state().q, [0.3, -0.2], atol=0.03), 5.0), loop.read_state().q
+    assert all(m.specials[:1] == [0xFC] for m in motors)
+    stats = tr.bus_stats()[0]
+    assert stats["complete_cycles"] > 100 and stats["unknown_frames"] == 0
+
+
+def test_silent_motor_faults_the_loop_and_damps(arm):
+    """A motor silent for 3 cycles latches a transport fault naming joint and bus; the other motor gets
+    motor-side damping (kp 0, kd > 0, no torque) from then on."""
+    loop, tr, adapter, motors = arm
+    enter_and_run(loop, tr, [0.3, -0.2])
+    time.sleep(0.1)
+    motors[1].record = True
+    motors[0].silent = True
+    status = wait_for(lambda: (s := loop.status()).state == LoopState.FAULT and s, 3.0)
+    assert status and status.reason == Reason.TRANSPORT_FAULT, loop.status()
+    assert "'j1'" in status.message and "'arm'" in status.message and "no reply" in status.message
+    n_before = len(motors[1].commands_seen)
+    assert wait_for(lambda: len(motors[1].commands_seen) > n_before + 20, 3.0)
+    assert is_damping(motors[1].commands_seen[-1])
+    assert tr.clear_fault() is False  # the motor is still silent
+    motors[0].silent = False
+    assert wait_for(lambda: tr.clear_fault(), 3.0)
+
+
+def test_adapter_vanishing_faults_and_recovers_without_replay(arm):
+    """Adapter gone -> fault and reconnect attempts; back at the same path -> motor mode re-entered and only
+    damping is sent until the loop is reset and RUNNING on fresh commands."""
+    loop, tr, adapter, motors = arm
+    enter_and_run(loop, tr, [0.4, 0.4])
+    time.sleep(0.1)
+    adapter.vanish()
+    status = wait_for(lambda: (s := loop.status()).state == LoopState.FAULT and s, 3.0)
+    assert status and status.reason == Reason.TRANSPORT_FAULT and "adapter gone" in status.message
+    assert tr.clear_fault() is False
+    time.sleep(0.3)  # several reconnect attempts fail meanwhile
+    for m in motors:
+        m.record, m.commands_seen, m.specials = True, [], []
+    adapter.reappear()
+    assert wait_for(lambda: tr.bus_stats()[0]["connected"] and len(motors[0].commands_seen) > 30, 5.0)
+    assert tr.bus_stats()[0]["reconnects"] >= 1
+    assert motors[0].specials[:1] == [0xFC]
+    assert all(is_damping(c) for m in motors for c in m.commands_seen), "a stale command was replayed"
+    assert tr.clear_fault()
+    loop.reset()
+    loop.set_references(q=np.array([0.1, 0.1]))
+    assert wait_for(lambda: loop.status().state == LoopState.RUNNING, 3.0)
+    assert wait_for(lambda: not is_damping(motors[0].commands_seen[-1]), 3.0)
+
+
+# ---- the bring-up driver on the whole Optimus ------------------------------------------------------------
+@pytest.fixture
+def optimus(tmp_path):
+    """Every Optimus joint on two emulated SLCAN adapters (16 motors each, 100 Hz: a Python emulator's pace),
+    models, ratios and offsets from the shipped description; motors start at the standing posture."""
+    shipped = load_hardware("hardware/optimus.yaml")
+    robot = RobotModel.load(shipped.robot_config)
+    raw = yaml.safe_load(shipped.source.read_text())
+    raw["calibration"] = str(tmp_path / "cal.yaml")
+    raw["buses"] = {"a": {"url": "slcan:/dev/null", "bitrate": 1000000, "rate_hz": 100},
+                    "b": {"url": "slcan:/dev/zero", "bitrate": 1000000, "rate_hz": 100}}
+    for k, name in enumerate(robot.joint_names):
+        raw["joints"][name].update(bus="a" if k < 16 else "b", id=1 + k % 16)
+    path = tmp_path / "hw.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    desc = load_hardware(path)
+    q0 = robot.standing_joint_positions()
+    motors = {"a": [], "b": []}
+    by_joint = {}
+    for i, name in enumerate(robot.joint_names):
+        jh = desc.joints[name]
+        prismatic = name.endswith(("finger_left", "finger_right"))
+        s = 1 / jh.gear_ratio if prismatic else jh.gear_ratio
+        m = EmulatedMotor(jh.motor_id, desc.models[jh.model], position=jh.direction * s * (q0[i] - jh.zero_offset))
+        motors[jh.bus].append(m)
+        by_joint[name] = m
+    adapters = {b: EmulatedAdapter(ms).start() for b, ms in motors.items()}
+    driver = CanDriver(desc, robot, bus_urls={b: f"slcan:{a.path}" for b, a in adapters.items()})
+    driver.open(open_timeout_s=2.0)
+    yield driver, by_joint, robot
+    driver.close()
+    for a in adapters.values():
+        a.stop()
+
+
+def test_enable_refuses_a_silent_motor_naming_it(optimus):
+    driver, motors, _ = optimus
+    motors["l_knee"].silent = True
+    with pytest.raises(HardwareError, match=r"'l_knee' \(motor 4 on bus 'a'\) does not answer"):
+        driver.enable()
+    assert all(not m.specials for m in motors.values()), "no motor may enter motor mode"
+
+
+def test_enable_refuses_a_motor_outside_its_joint_limits(optimus):
+    """A wrapped encoder or a lost offset shows as a position outside the joint limits after calibration."""
+    driver, motors, _ = optimus
+    motors["r_elbow"].position = 3.0  # joint side: 3.0 / 2 - 1.25 = 0.25 rad > upper limit 0
+    with pytest.raises(HardwareError, match=r"'r_elbow'.*outside its limits.*recalibrate"):
+        driver.enable()
+
+
+def test_enable_jog_and_shutdown(optimus):
+    """Enable enters motor mode everywhere; jog moves one joint along a smooth profile under motor PD; close
+    damps, then exits motor mode on every motor."""
+    driver, motors, robot = optimus
+    q = driver.enable()
+    assert np.allclose(q, robot.standing_joint_positions(), atol=1e-3)
+    assert all(m.specials == [0xFC] for m in motors.values())
+    err = driver.jog("neck_yaw", 0.3, duration_s=0.5, hold_s=0.5, gain_scale=1.0)
+    assert abs(err) < 0.03, err
+    assert abs(driver.transport.monitor()[0][robot.joint_index("neck_yaw")] - 0.3) < 0.03
+    for m in motors.values():
+        m.record = True
+    driver.close()
+    for name, m in motors.items():
+        assert m.specials[-1] == 0xFD, name
+        assert m.commands_seen and all(is_damping(c) for c in m.commands_seen), name

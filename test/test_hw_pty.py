@@ -19,11 +19,13 @@ from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, Reason, _r
 
 pytestmark = pytest.mark.realtime
 
-ARM_URDF = """<?xml version="1.0"?>
+INERTIAL = ('<inertial><mass value="1"/><origin xyz="0.1 0 0"/>'
+            '<inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" ixz="0" iyz="0"/></inertial>')
+ARM_URDF = f"""<?xml version="1.0"?>
 <robot name="arm2">
   <link name="base"/>
-  <link name="l1"><inertial><mass value="1"/><origin xyz="0.1 0 0"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" ixz="0" iyz="0"/></inertial></link>
-  <link name="l2"><inertial><mass value="1"/><origin xyz="0.1 0 0"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" ixz="0" iyz="0"/></inertial></link>
+  <link name="l1">{INERTIAL}</link>
+  <link name="l2">{INERTIAL}</link>
   <joint name="j1" type="revolute"><parent link="base"/><child link="l1"/><axis xyz="0 0 1"/>
     <limit lower="-1.5" upper="1.5" effort="15" velocity="10"/></joint>
   <joint name="j2" type="revolute"><parent link="l1"/><child link="l2"/><origin xyz="0.2 0 0"/><axis xyz="0 0 1"/>

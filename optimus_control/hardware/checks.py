@@ -125,7 +125,8 @@ def actuator_fit(desc: HardwareDescription, robot) -> list[JointFit]:
             problems.append(f"torque: the joint needs {needs['effort']:g}, the motor gives {t_joint:.3g} through the gear")
         for key, value, rng in (("kp", kp_m, m.kp), ("kd", kd_m, m.kd)):
             if not rng[0] <= value <= rng[1]:
-                problems.append(f"{key}: {needs[key]:g} at the joint is {value:.3g} at the motor, outside [{rng[0]:g}, {rng[1]:g}]")
+                problems.append(f"{key}: {needs[key]:g} at the joint is {value:.3g} at the motor, "
+                                f"outside [{rng[0]:g}, {rng[1]:g}]")
             elif value > 0:
                 quantum = (rng[1] - rng[0]) / 4095
                 if value < MIN_GAIN_QUANTA * quantum:

@@ -43,6 +43,7 @@ setup(
         data("config", "*.yaml"),
         data("config/scenes", "*.yaml"),
         data("config/jobs", "*.yaml"),
+        data("config/hardware", "*.yaml"),
     ],
     python_requires=">=3.10",
     install_requires=[
@@ -83,6 +84,7 @@ setup(
             "perception = optimus_control.nodes.perception:main",
             "task_planner = optimus_control.nodes.task_planner:main",
             "optimus-launch = optimus_control.launch.cli:main",
+            "optimus-hw = optimus_control.hardware.cli:main",
             # one executable per node, installed in lib/optimus_control by setup.cfg (ros2 run layout)
         ],
     },

@@ -269,8 +269,9 @@ def load_calibration(path: Path, joints: dict[str, JointHardware]) -> dict[str, 
     return out
 
 
-def save_calibration(path: Path, offsets: dict[str, float], note: str = "") -> None:
+def save_calibration(path: str | os.PathLike, offsets: dict[str, float], note: str = "") -> None:
     """Write measured offsets (the file only: motor flash is never written)."""
+    path = Path(path)
     body = {"offsets": {k: round(float(v), 6) for k, v in sorted(offsets.items())}}
     if note:
         body["measured"] = note

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from optimus_control.errors import HardwareError
+from optimus_control.errors import HardwareError, suggest
 from optimus_control.hardware.checks import joint_scale
 from optimus_control.hardware.description import HardwareDescription
 from optimus_control.rt import _rtcore
@@ -44,13 +44,18 @@ class CanDriver:
     """Owns a CanTransport built from a hardware description; give ``transport`` to a ``Loop``."""
 
     def __init__(self, desc: HardwareDescription, robot, bus_urls: dict[str, str] | None = None,
-                 n_feet: int | None = None):
+                 n_feet: int | None = None, bus_rates: dict[str, float] | None = None, log: bool = False):
         self.desc, self.robot = desc, robot
         self.bus_names = list(desc.buses)
-        urls = dict(bus_urls or {})
-        buses = [(urls.get(b.name, b.url), b.bitrate, b.rate_hz) for b in desc.buses.values()]
+        urls, rates = dict(bus_urls or {}), dict(bus_rates or {})
+        for name in [*urls, *rates]:
+            if name not in desc.buses:
+                raise HardwareError(f"no bus '{name}' in {desc.source}{suggest(name, desc.buses)}")
+        buses = [(urls.get(b.name, b.url), b.bitrate, rates.get(b.name, b.rate_hz)) for b in desc.buses.values()]
         nf = len(robot.config.feet) if n_feet is None else n_feet
         self.transport = _rtcore.CanTransport(buses, joint_tuples(desc, robot), nf, self.bus_names)
+        if log:
+            self.transport.enable_log()
         self.joint_names = robot.joint_names
 
     # ---- lifecycle ----------------------------------------------------------------------------------------

@@ -274,3 +274,25 @@ class EmulatedAdapter:
         if line == b"F":
             return b"F00\r"
         return b"\a"
+
+
+def emulate_description(desc, robot, q=None) -> tuple[list[EmulatedAdapter], dict[str, str]]:
+    """One started emulated adapter per bus of a hardware description, its motors at the joint positions q
+    (default: the standing posture) through each joint's gear, direction and offset. Returns the adapters
+    and the ``slcan:<path>`` url of each bus."""
+    from optimus_control.hardware.checks import joint_scale
+
+    q = robot.standing_joint_positions() if q is None else q
+    per_bus: dict[str, list[EmulatedMotor]] = {name: [] for name in desc.buses}
+    for i, name in enumerate(robot.joint_names):
+        jh = desc.joints[name]
+        prismatic = robot.model.joints[i + 2].shortname().replace("JointModel", "").startswith("P")
+        s = joint_scale(jh.gear_ratio, prismatic)
+        per_bus[jh.bus].append(EmulatedMotor(jh.motor_id, desc.models[jh.model],
+                                             position=jh.direction * s * (q[i] - desc.zero_offset(name))))
+    adapters, urls = [], {}
+    for bus, motors in per_bus.items():
+        a = EmulatedAdapter(motors).start()
+        adapters.append(a)
+        urls[bus] = f"slcan:{a.path}"
+    return adapters, urls

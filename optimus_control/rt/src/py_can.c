@@ -442,7 +442,7 @@ static PyObject *can_bus_stats(TransportObject *self, PyObject *unused) {
     for (int b = 0; b < c->n_buses; ++b) {
         rt_can_bus *B = &c->buses[b];
         PyObject *d = Py_BuildValue(
-            "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:i,s:i,s:s,s:s,s:K,s:K}", "cycles",
+            "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:i,s:i,s:s,s:s,s:K,s:K,s:K}", "cycles",
             (unsigned long long)atomic_load(&B->cycles), "complete_cycles",
             (unsigned long long)atomic_load(&B->complete_cycles), "replies", (unsigned long long)atomic_load(&B->replies),
             "missing", (unsigned long long)atomic_load(&B->missing), "unknown_frames",
@@ -452,12 +452,48 @@ static PyObject *can_bus_stats(TransportObject *self, PyObject *unused) {
             "rtt_p50_us", rt_hist_quantile_us(&B->rtt, 0.5), "rtt_p99_us", rt_hist_quantile_us(&B->rtt, 0.99),
             "rtt_max_us", (double)atomic_load(&B->rtt.max_ns) / 1000.0, "connected", atomic_load(&B->connected), "mode",
             atomic_load(&B->mode), "last_error", B->last_error, "adapter_version", B->port.version, "adapter_errors",
-            (unsigned long long)B->port.adapter_errors, "bytes_read", (unsigned long long)B->port.bytes_read);
+            (unsigned long long)B->port.adapter_errors, "bytes_read", (unsigned long long)B->port.bytes_read, "log_dropped",
+            (unsigned long long)atomic_load(&B->log_dropped));
         if (!d) {
             Py_DECREF(list);
             return NULL;
         }
         PyList_SET_ITEM(list, b, d);
+    }
+    return list;
+}
+
+static PyObject *can_enable_log(TransportObject *self, PyObject *unused) {
+    if (need(self, 0) < 0) return NULL;
+    if (self->can_started) {
+        PyErr_SetString(rtpy_RealTimeError, "CanTransport.enable_log(): call it before start()");
+        return NULL;
+    }
+    if (rt_can_enable_log(self->can) < 0) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *can_drain_log(TransportObject *self, PyObject *unused) {
+    /* [(t_s, bus, rx, id, ext, data)] of every bus, oldest first per bus */
+    if (need(self, 0) < 0) return NULL;
+    PyObject *list = PyList_New(0);
+    if (!list) return NULL;
+    rt_can_log_entry buf[256];
+    for (int b = 0; b < self->can->n_buses; ++b) {
+        int n;
+        while ((n = rt_can_drain_log(self->can, b, buf, 256)) > 0) {
+            for (int i = 0; i < n; ++i) {
+                const rt_can_log_entry *e = &buf[i];
+                PyObject *item = Py_BuildValue("(LiiIiy#)", (long long)e->t_ns, b, (int)e->rx, e->id & 0x1FFFFFFFu,
+                                               (int)(e->id >> 31), (const char *)e->data, (Py_ssize_t)e->len);
+                if (!item || PyList_Append(list, item) < 0) {
+                    Py_XDECREF(item);
+                    Py_DECREF(list);
+                    return NULL;
+                }
+                Py_DECREF(item);
+            }
+        }
     }
     return list;
 }
@@ -475,6 +511,9 @@ static PyMethodDef can_methods[] = {
     {"use_loop", (PyCFunction)can_use_loop, METH_NOARGS, "use_loop(): the loop's commands drive the motors."},
     {"clear_fault", (PyCFunction)can_clear_fault, METH_NOARGS, "clear_fault() -> False while the condition persists"},
     {"fault", (PyCFunction)can_fault, METH_NOARGS, "fault() -> (kind, joint, bus, flags) of the latched fault"},
+    {"enable_log", (PyCFunction)can_enable_log, METH_NOARGS, "enable_log(): log every frame (before start())"},
+    {"drain_log", (PyCFunction)can_drain_log, METH_NOARGS,
+     "drain_log() -> [(t_ns realtime, bus, rx, id, ext, data)]: the frames logged since the last drain"},
     {"fault_message", (PyCFunction)can_fault_message, METH_NOARGS, "fault_message() -> the latched fault in words"},
     {"monitor", (PyCFunction)can_monitor, METH_NOARGS, "monitor() -> (q, v, tau, cycles per bus): newest replies, joint side"},
     {"motor_status", (PyCFunction)can_motor_status, METH_NOARGS, "motor_status() -> per joint: replies, errors, temperatures"},

@@ -139,6 +139,50 @@ static void can_detach(void *ctx, int32_t loop_state) {
     }
 }
 
+/* ---- frame log -------------------------------------------------------------------------------------- */
+static void log_frames(rt_can_bus *B, const rt_can_frame *f, int n, int rx) {
+    if (!B->log) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const int64_t t = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    uint64_t head = atomic_load_explicit(&B->log_head, memory_order_relaxed);
+    const uint64_t tail = atomic_load_explicit(&B->log_tail, memory_order_acquire);
+    for (int i = 0; i < n; ++i) {
+        if (head - tail >= RT_CAN_LOG_SIZE) {
+            atomic_fetch_add_explicit(&B->log_dropped, (uint64_t)(n - i), memory_order_relaxed);
+            break;
+        }
+        rt_can_log_entry *e = &B->log[head & (RT_CAN_LOG_SIZE - 1)];
+        e->t_ns = t;
+        e->id = f[i].id | (f[i].ext ? 0x80000000u : 0u);
+        e->len = f[i].len;
+        e->rx = (uint8_t)rx;
+        memcpy(e->data, f[i].data, 8);
+        head++;
+    }
+    atomic_store_explicit(&B->log_head, head, memory_order_release);
+}
+
+int rt_can_enable_log(rt_can *c) {
+    for (int b = 0; b < c->n_buses; ++b) {
+        if (c->buses[b].log) continue;
+        c->buses[b].log = calloc(RT_CAN_LOG_SIZE, sizeof(rt_can_log_entry));
+        if (!c->buses[b].log) return -1;
+    }
+    return 0;
+}
+
+int rt_can_drain_log(rt_can *c, int b, rt_can_log_entry *out, int max) {
+    rt_can_bus *B = &c->buses[b];
+    if (!B->log) return 0;
+    uint64_t tail = atomic_load_explicit(&B->log_tail, memory_order_relaxed);
+    const uint64_t head = atomic_load_explicit(&B->log_head, memory_order_acquire);
+    int n = 0;
+    while (tail < head && n < max) out[n++] = B->log[tail++ & (RT_CAN_LOG_SIZE - 1)];
+    atomic_store_explicit(&B->log_tail, tail, memory_order_release);
+    return n;
+}
+
 /* ---- bus thread ------------------------------------------------------------------------------------- */
 #define RT_LOOP_RUNNING RT_RUNNING
 #define RT_LOOP_FAULT RT_FAULT
@@ -255,6 +299,7 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
     const int mode = atomic_load(&B->mode);
     const int nf = build_frames(B, tx, mode);
     const int sent = rt_can_port_send(&B->port, tx, nf);
+    if (sent == 0) log_frames(B, tx, nf, 0);
     const int64_t deadline = t_send + (int64_t)((double)B->period_ns * REPLY_WINDOW);
     int got[RT_CAN_MAX_MOTORS] = {0};
     int n_got = 0;
@@ -264,6 +309,7 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
         while (n_got < B->n && mono_ns() < deadline) {
             const int r = rt_can_port_recv(&B->port, rx, RT_CAN_RX_MAX, B->n - n_got, deadline);
             status |= B->port.status;
+            log_frames(B, rx, r, 1);
             for (int i = 0; i < r; ++i) {
                 const int k = find_motor(B, &rx[i]);
                 if (k < 0) {
@@ -496,6 +542,7 @@ void rt_can_free(rt_can *c) {
             rt_tbuf_free(&c->buses[b].manual_in);
             rt_tbuf_free(&c->buses[b].state_out);
             rt_tbuf_free(&c->buses[b].monitor_out);
+            free(c->buses[b].log);
         }
     }
     free(c->buses);

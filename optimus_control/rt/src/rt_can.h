@@ -65,6 +65,16 @@ typedef struct {
 
 struct rt_can;
 
+/* Frame log (candump): one single-producer (bus thread) single-consumer (Python) ring per bus. A full
+ * ring drops the frame and counts it: the bus thread never waits for the logger. */
+#define RT_CAN_LOG_SIZE 8192 /* entries, power of two */
+typedef struct {
+    int64_t t_ns; /* CLOCK_REALTIME, as candump -l */
+    uint32_t id;
+    uint8_t len, rx, _pad[2];
+    uint8_t data[8];
+} rt_can_log_entry;
+
 typedef struct {
     struct rt_can *can;
     int index, kind, n;
@@ -89,6 +99,8 @@ typedef struct {
     _Atomic uint64_t motor_replies[RT_CAN_MAX_MOTORS];
     _Atomic uint64_t cycles, replies, missing, unknown, reconnects, overruns, clamps, complete_cycles;
     rt_hist rtt; /* burst sent -> last reply of the cycle, complete cycles only */
+    rt_can_log_entry *log; /* NULL unless logging was enabled before start */
+    _Atomic uint64_t log_head, log_tail, log_dropped;
     char last_error[256];
 } rt_can_bus;
 
@@ -115,6 +127,10 @@ int rt_can_start(rt_can *c, int rt_priority, int cpu_first, int64_t open_timeout
 void rt_can_stop(rt_can *c);
 void rt_can_free(rt_can *c);
 void rt_can_set_mode(rt_can *c, int mode);
+/* Allocates the log rings (before start; not real-time). Returns 0 or -1. */
+int rt_can_enable_log(rt_can *c);
+/* Pops up to max entries of bus b into out; returns how many. */
+int rt_can_drain_log(rt_can *c, int b, rt_can_log_entry *out, int max);
 /* Manual commands, joint side, arrays of n_joints; switches the source to manual. */
 void rt_can_set_manual(rt_can *c, const double *q, const double *v, const double *kp, const double *kd,
                        const double *tau);

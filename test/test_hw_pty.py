@@ -138,14 +138,15 @@ def test_adapter_vanishing_faults_and_recovers_without_replay(arm):
 # ---- the bring-up driver on the whole Optimus ------------------------------------------------------------
 @pytest.fixture
 def optimus(tmp_path):
-    """Every Optimus joint on two emulated SLCAN adapters (16 motors each, 100 Hz: a Python emulator's pace),
+    """Every Optimus joint on two emulated SLCAN adapters (16 motors each, 50 Hz: a Python emulator's pace on a
+    loaded machine),
     models, ratios and offsets from the shipped description; motors start at the standing posture."""
     shipped = load_hardware("hardware/optimus.yaml")
     robot = RobotModel.load(shipped.robot_config)
     raw = yaml.safe_load(shipped.source.read_text())
     raw["calibration"] = str(tmp_path / "cal.yaml")
-    raw["buses"] = {"a": {"url": "slcan:/dev/null", "bitrate": 1000000, "rate_hz": 100},
-                    "b": {"url": "slcan:/dev/zero", "bitrate": 1000000, "rate_hz": 100}}
+    raw["buses"] = {"a": {"url": "slcan:/dev/null", "bitrate": 1000000, "rate_hz": 50},
+                    "b": {"url": "slcan:/dev/zero", "bitrate": 1000000, "rate_hz": 50}}
     for k, name in enumerate(robot.joint_names):
         raw["joints"][name].update(bus="a" if k < 16 else "b", id=1 + k % 16)
     path = tmp_path / "hw.yaml"

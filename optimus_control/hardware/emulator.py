@@ -11,6 +11,7 @@ Round-trip figures measured through a pty say nothing about USB latency.
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import tempfile
@@ -45,23 +46,26 @@ class EmulatedMotor:
     _t: float = field(default_factory=time.monotonic)
 
     def advance(self, now: float) -> None:
-        """Integrate the motor's law since the last frame (small substeps: stable at any gain)."""
-        dt_total, self._t = now - self._t, now
+        """Move the motor under its law since the last frame: the first-order model
+        (damping + kd) v = kp (p_ref - p) + kd v_ref + t_ff solved exactly (an exponential towards the
+        equilibrium), at constant saturated velocity while the torque is at its limit."""
+        dt, self._t = min(now - self._t, 0.05), now
         if self.hold or not self.enabled:
             self.velocity, self.torque = 0.0, 0.0
             return
         p_ref, v_ref, kp, kd, t_ff = self.command
         lo, hi = self.model.torque
         b = self.damping + kd
-        step = min(2e-4, 0.2 * b / kp) if kp > 0 else 2e-4
-        remaining = min(dt_total, 0.05)
-        while remaining > 1e-9:
-            dt = min(step, remaining)
-            tau = min(max(kp * (p_ref - self.position) + kd * v_ref + t_ff, lo), hi)
-            self.velocity = tau / b
+        drive = kp * (p_ref - self.position) + kd * v_ref + t_ff
+        if not lo <= drive <= hi or kp <= 0.0:
+            self.velocity = min(max(drive, lo), hi) / b
             self.position += self.velocity * dt
-            self.torque = tau - kd * self.velocity
-            remaining -= dt
+        else:
+            p_eq = p_ref + (kd * v_ref + t_ff) / kp
+            decay = math.exp(-kp * dt / b)
+            self.position = p_eq + (self.position - p_eq) * decay
+            self.velocity = kp * (p_eq - self.position) / b
+        self.torque = min(max(kp * (p_ref - self.position) + kd * (v_ref - self.velocity) + t_ff, lo), hi)
 
     def reply(self) -> bytes:
         """The reply frame's data: the state at the time the frame arrived."""
@@ -296,3 +300,53 @@ def emulate_description(desc, robot, q=None) -> tuple[list[EmulatedAdapter], dic
         adapters.append(a)
         urls[bus] = f"slcan:{a.path}"
     return adapters, urls
+
+
+def _serve(argv: list[str] | None = None) -> int:
+    """A standalone emulator process (benchmarks, manual HIL trials): motors given as MODEL:ID; commands on
+    stdin: ``silent ID 0|1``, ``quit``. Prints ``ready <path>`` and, after a motor went silent, ``damped
+    <id> <t_silent> <t_first_damping_frame>`` (CLOCK_MONOTONIC seconds) for every other motor."""
+    import argparse
+    import sys
+
+    from optimus_control.hardware.description import known_models
+
+    p = argparse.ArgumentParser(prog="python -m optimus_control.hardware.emulator")
+    p.add_argument("--motor", action="append", required=True, metavar="MODEL:ID")
+    p.add_argument("--damping", type=float, default=5.0)
+    args = p.parse_args(argv)
+    models = known_models()
+    motors = []
+    for spec in args.motor:
+        name, _, mid = spec.rpartition(":")
+        motors.append(_WatchedMotor(int(mid), models[name], damping=args.damping))
+    with EmulatedAdapter(motors) as adapter:
+        print(f"ready {adapter.path}", flush=True)
+        for line in sys.stdin:
+            words = line.split()
+            if not words or words[0] == "quit":
+                break
+            if words[0] == "silent":
+                now = time.monotonic()
+                for m in motors:
+                    m.watch_from = now if words[2] == "1" else None
+                adapter.motors[int(words[1])].silent = words[2] == "1"
+    return 0
+
+
+class _WatchedMotor(EmulatedMotor):
+    """Reports (stdout) the first damping command it gets after another motor went silent."""
+
+    watch_from: float | None = None
+
+    def receive(self, data: bytes, now: float) -> bytes | None:
+        if self.watch_from is not None and not self.silent and not _rtcore.mit_special_kind(data):
+            _, _, kp, kd, _ = decode_command(self.model, data)
+            if kp == 0.0 and kd > 0.0:
+                print(f"damped {self.motor_id} {self.watch_from:.6f} {now:.6f}", flush=True)
+                self.watch_from = None
+        return super().receive(data, now)
+
+
+if __name__ == "__main__":
+    raise SystemExit(_serve())

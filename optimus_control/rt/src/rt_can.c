@@ -296,6 +296,21 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
         try_reconnect(B, t_send);
         return;
     }
+    /* Replies that arrived after the previous cycle's deadline: their state is used, but they do not count
+     * as answers to this cycle's burst (a late motor must not look punctual). */
+    const int late = rt_can_port_recv(&B->port, rx, RT_CAN_RX_MAX, 0, t_send);
+    if (late > 0) {
+        log_frames(B, rx, late, 1);
+        for (int i = 0; i < late; ++i) {
+            const int k = find_motor(B, &rx[i]);
+            if (k < 0) continue;
+            const rt_can_joint_cfg *J = &c->joints[B->joints[k]];
+            rt_mit_reply rep;
+            if (rt_mit_unpack(&J->range, rx[i].data, rx[i].len, &rep) == 0)
+                from_motor(J, &rep, &B->last[k], &B->last[B->n + k], &B->last[2 * B->n + k]);
+            atomic_fetch_add_explicit(&B->late, 1, memory_order_relaxed);
+        }
+    }
     const int mode = atomic_load(&B->mode);
     const int nf = build_frames(B, tx, mode);
     const int sent = rt_can_port_send(&B->port, tx, nf);

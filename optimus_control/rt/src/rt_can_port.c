@@ -317,9 +317,13 @@ int rt_can_port_recv(rt_can_port *p, rt_can_frame *out, int max, int want, int64
         p->status |= RT_CAN_GONE;
         return 0;
     }
-    for (;;) {
-        const int64_t left = deadline_ns - rt_can_mono_ns();
-        if (left <= 0 || (want > 0 && p->rx_n >= want)) break;
+    for (int pass = 0;; ++pass) {
+        int64_t left = deadline_ns - rt_can_mono_ns();
+        if (want > 0 && p->rx_n >= want) break;
+        if (left <= 0) {
+            if (pass > 0) break;
+            left = 0; /* a deadline already past: one non-blocking pass (drains what is pending) */
+        }
         struct pollfd pf = {p->fd, POLLIN, 0};
         const struct timespec ts = {(time_t)(left / 1000000000LL), (long)(left % 1000000000LL)};
         const int r = ppoll(&pf, 1, &ts, NULL);

@@ -50,8 +50,10 @@ def is_damping(cmd) -> bool:
 
 
 @pytest.fixture
-def arm(tmp_path):
-    """A 2-joint arm: the real 1 kHz loop over a CanTransport on one SLCAN bus to two emulated motors."""
+def arm(tmp_path, request):
+    """A 2-joint arm: the real 1 kHz loop over a CanTransport on one SLCAN bus to two emulated motors
+    (indirect parameter: motor_pd)."""
+    motor_pd = getattr(request, "param", False)
     urdf = tmp_path / "arm2.urdf"
     urdf.write_text(ARM_URDF)
     model = known_models()["mini_cheetah"]
@@ -63,7 +65,7 @@ def arm(tmp_path):
     tr.start(open_timeout_s=2.0)
     dyn = Dynamics.from_urdf(urdf, floating_base=False)
     loop = Loop(dyn, tr, LoopConfig(rt_priority=0, lock_memory=False, silent_ticks=0,
-                                     stale_reference_timeout_s=2.0, damping_kd=1.0))
+                                     stale_reference_timeout_s=2.0, damping_kd=1.0, motor_pd=motor_pd))
     yield loop, tr, adapter, motors
     loop.close()
     tr.set_mode(EXITING)
@@ -89,6 +91,20 @@ def test_loop_drives_motors_in_torque_mode(arm):
     assert all(m.specials[:1] == [0xFC] for m in motors)
     stats = tr.bus_stats()[0]
     assert stats["complete_cycles"] > 100 and stats["unknown_frames"] == 0
+
+
+@pytest.mark.parametrize("arm", [True], indirect=True)
+def test_loop_drives_motors_with_motor_side_pd(arm):
+    """motor_pd: the frames carry kp, kd and q_ref; a q_ref beyond the joint limit is sent inside it."""
+    loop, tr, adapter, motors = arm
+    for m in motors:
+        m.record = True
+    enter_and_run(loop, tr, [0.3, 2.0])  # j2's upper limit is 1.5
+    assert wait_for(lambda: np.allclose(loop.read_state().q, [0.3, 1.5], atol=0.03), 5.0), loop.read_state().q
+    p, _, kp, kd, _ = motors[1].commands_seen[-1]
+    assert kp == pytest.approx(20.0, abs=0.2) and kd == pytest.approx(1.0, abs=0.01)
+    assert max(c[0] for c in motors[1].commands_seen) <= 1.5 + 25 / 65535
+    assert loop.status().state == LoopState.RUNNING
 
 
 def test_silent_motor_faults_the_loop_and_damps(arm):

@@ -71,6 +71,10 @@ class LoopConfig:
     # from state s then apply from tick s + sync_period_ticks exactly (deterministic), and the update runs
     # while the robot side steps instead of between its steps. 0: the loop never waits for Python.
     sync_period_ticks: int = 0
+    # The PD runs in the motors (CAN transport): the command carries tau_ff = ID - J^T f with each joint's
+    # q_ref (inside the joint limits and within the effort limit's reach), v_ref, kp, kd. Transports
+    # without motor-side PD (shm, loopback) ignore it and keep torque mode: one control law either way.
+    motor_pd: bool = False
 
     @classmethod
     def for_robot(cls, robot_model: RobotModel, **overrides) -> LoopConfig:
@@ -163,7 +167,7 @@ class Loop:
             lockstep_timeout_s=float(config.lockstep_timeout_s), joint_limit_margin=float(config.joint_limit_margin),
             contact_reference=getattr(_rtcore, reference), rt_priority=int(config.rt_priority),
             cpu=-1 if config.cpu is None else int(config.cpu), lock_memory=bool(config.lock_memory),
-            sync_period_ticks=int(config.sync_period_ticks))
+            sync_period_ticks=int(config.sync_period_ticks), motor_pd=bool(config.motor_pd))
         layout = self._core.layout()
         self._snapshot = np.zeros(layout["snapshot_words"])
         self._update_snapshot = np.zeros(layout["snapshot_words"])  # its own buffer: read_state may run elsewhere

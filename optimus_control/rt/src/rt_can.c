@@ -120,7 +120,26 @@ static void can_write_command(void *ctx, int64_t tick, const double *tau, int32_
         w[0] = c->cmd_seq;
         w[1] = loop_state;
         w[2] = fault;
-        for (int k = 0; k < B->n; ++k) w[3 + k] = tau[B->joints[k]];
+        w[3] = 0.0;
+        for (int k = 0; k < B->n; ++k) w[4 + k] = tau[B->joints[k]];
+        rt_tbuf_commit(&B->command_in);
+    }
+}
+
+static void can_write_pd(void *ctx, int64_t tick, const double *tau_ff, const double *q_ref, const double *v_ref,
+                         const double *kp, const double *kd, int32_t loop_state, int32_t fault) {
+    rt_can *c = ctx;
+    c->cmd_seq += 1.0;
+    const double *src[5] = {tau_ff, q_ref, v_ref, kp, kd};
+    for (int b = 0; b < c->n_buses; ++b) {
+        rt_can_bus *B = &c->buses[b];
+        double *w = rt_tbuf_back(&B->command_in);
+        w[0] = c->cmd_seq;
+        w[1] = loop_state;
+        w[2] = fault;
+        w[3] = 1.0;
+        for (int f = 0; f < 5; ++f)
+            for (int k = 0; k < B->n; ++k) w[4 + f * B->n + k] = src[f][B->joints[k]];
         rt_tbuf_commit(&B->command_in);
     }
 }
@@ -132,7 +151,7 @@ static void can_detach(void *ctx, int32_t loop_state) {
     for (int b = 0; b < c->n_buses; ++b) {
         rt_can_bus *B = &c->buses[b];
         double *w = rt_tbuf_back(&B->command_in);
-        memset(w, 0, sizeof(double) * (3 + (size_t)B->n));
+        memset(w, 0, sizeof(double) * (4 + 5 * (size_t)B->n));
         w[0] = c->cmd_seq;
         w[1] = loop_state;
         rt_tbuf_commit(&B->command_in);
@@ -233,8 +252,14 @@ static int build_frames(rt_can_bus *B, rt_can_frame *fr, int mode) {
             if (q < J->lower) q = J->lower;
             if (q > J->upper) q = J->upper;
             to_motor(J, q, man[B->n + k], man[2 * B->n + k], man[3 * B->n + k], man[4 * B->n + k], &m);
+        } else if (use_loop && cmd[3] > 0.5) { /* motor-side PD: the loop bounded q_ref and the torque */
+            const int n = B->n;
+            double q = cmd[4 + n + k];
+            if (q < J->lower) q = J->lower;
+            if (q > J->upper) q = J->upper;
+            to_motor(J, q, cmd[4 + 2 * n + k], cmd[4 + 3 * n + k], cmd[4 + 4 * n + k], cmd[4 + k], &m);
         } else if (use_loop) {
-            to_motor(J, J->offset, 0.0, 0.0, 0.0, cmd[3 + k], &m);
+            to_motor(J, J->offset, 0.0, 0.0, 0.0, cmd[4 + k], &m);
             m.p = 0.0;
         } else {
             damping_cmd(J, &m);
@@ -487,7 +512,7 @@ rt_can *rt_can_create(int n_joints, int n_feet, const rt_can_bus_cfg *buses, int
             snprintf(err, (size_t)errlen, "bus %d has no motor", b);
             goto fail;
         }
-        if (rt_tbuf_init(&B->command_in, 3 + (size_t)B->n) < 0 || rt_tbuf_init(&B->manual_in, 5 * (size_t)B->n) < 0 ||
+        if (rt_tbuf_init(&B->command_in, 4 + 5 * (size_t)B->n) < 0 || rt_tbuf_init(&B->manual_in, 5 * (size_t)B->n) < 0 ||
             rt_tbuf_init(&B->state_out, 1 + 3 * (size_t)B->n) < 0 || rt_tbuf_init(&B->monitor_out, 1 + 3 * (size_t)B->n) < 0)
             goto oom;
         rt_hist_reset(&B->rtt);
@@ -502,6 +527,7 @@ rt_can *rt_can_create(int n_joints, int n_feet, const rt_can_bus_cfg *buses, int
     c->tr.interrupt = NULL;
     c->tr.heartbeat = NULL;
     c->tr.fault_info = rt_can_fault_info;
+    c->tr.write_pd = can_write_pd;
     return c;
 oom:
     snprintf(err, (size_t)errlen, "out of memory");

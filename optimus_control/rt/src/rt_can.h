@@ -14,7 +14,8 @@
  * Modes of a bus (set from Python, acted on by the bus thread):
  *   PASSIVE  zero-gain zero-torque frames: the motors (not in motor mode) answer with their state;
  *   ENTERING the enter-motor-mode frame to every motor, then ACTIVE;
- *   ACTIVE   the command source: the loop (torque mode: tau only) or manual (joint-side q_ref, v_ref, kp,
+ *   ACTIVE   the command source: the loop (torque mode: tau only; or motor-side PD when the loop runs
+ *            with motor_pd: tau_ff, q_ref, v_ref, kp, kd through write_pd) or manual (joint-side q_ref, v_ref, kp,
  *            kd, tau converted to the motor's PD; q_ref clamped into the joint limits, gains clamped to the
  *            motor's ranges). A loop that is not RUNNING (INIT, DAMPING, FAULT other than a joint-limit
  *            fault, STOPPED) or whose command is older than 3 bus periods gets motor-side damping
@@ -85,7 +86,8 @@ typedef struct {
     rt_can_port port;
     pthread_t thread;
     int started;
-    rt_tbuf command_in; /* loop -> bus: [seq, loop_state, fault, tau[n]] */
+    rt_tbuf command_in; /* loop -> bus: [seq, loop_state, fault, pd, tau_ff[n], q_ref[n], v_ref[n], kp[n], kd[n]]
+                         * (pd = 0: torque mode, only tau_ff is used) */
     rt_tbuf manual_in;  /* Python -> bus: [q, v, kp, kd, tau] x n */
     rt_tbuf state_out;  /* bus -> loop: [cycle, q[n], v[n], tau[n]] */
     rt_tbuf monitor_out; /* bus -> Python (enable checks, scan, jog): the same words */

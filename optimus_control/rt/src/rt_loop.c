@@ -115,6 +115,7 @@ rt_loop *rt_loop_create(const rt_model *model, const rt_transport *tr, const rt_
     L->fext = xcalloc((size_t)model->nb * 6, sizeof(double), &bad);
     L->tau = xcalloc((size_t)n, sizeof(double), &bad);
     L->damped = xcalloc((size_t)n, 1, &bad);
+    L->pd = xcalloc(5 * (size_t)n, sizeof(double), &bad);
     if (!bad && rt_tbuf_init(&L->refs, (size_t)L->R.count) < 0) bad = 1;
     if (!bad && rt_tbuf_init(&L->snapshot, (size_t)L->snapshot_words) < 0) bad = 1;
     if (!bad && rt_tbuf_init(&L->update_snapshot, (size_t)L->snapshot_words) < 0) bad = 1;
@@ -151,7 +152,7 @@ void rt_loop_destroy(rt_loop *L) {
     free(L->jq); free(L->jv); free(L->junbounded); free(L->contact_frames);
     free(L->damping_kd); free(L->effort); free(L->lower); free(L->upper);
     free(L->staging); free(L->words); free(L->qfull); free(L->vfull); free(L->tau_full);
-    free(L->fext); free(L->tau); free(L->damped);
+    free(L->fext); free(L->tau); free(L->damped); free(L->pd);
     rt_tbuf_free(&L->refs);
     rt_tbuf_free(&L->snapshot);
     rt_tbuf_free(&L->update_snapshot);
@@ -423,10 +424,63 @@ static void check_and_clamp_torque(rt_loop *L) {
     }
 }
 
+/* Motor-side PD (cfg.motor_pd with a transport that has write_pd): the motor closes the PD loop at its own
+ * rate, so the command carries tau_ff = ID - sum J^T f with q_ref, v_ref, kp, kd instead of one torque.
+ * The loop's safety still bounds what the motor can do: q_ref is kept inside the joint limits, and then
+ * inside q +- (effort - |tau_ff|) / kp so the PD torque at the measured state stays within the effort limit
+ * (tau_ff itself is clamped to it); damped joints (and every joint when not controlling) get kp = 0,
+ * kd = the damping gain, tau_ff = 0: motor-side damping. L->tau holds the equivalent torque at the measured
+ * state (what the snapshot reports). The gains are the references' (the WBC caps them before sending). */
+static void motor_pd_command(rt_loop *L, const tick_inputs *in, int control) {
+    const int n = L->n;
+    double *tff = L->pd, *qr = L->pd + n, *vr = L->pd + 2 * n, *kp = L->pd + 3 * n, *kd = L->pd + 4 * n;
+    const double *q = L->words + rt_sw_q(n), *v = L->words + rt_sw_v(n);
+    const double *ref = in->ref;
+    const rt_ref_layout *R = &L->R;
+    for (int j = 0; j < n; ++j) {
+        const int damp = !control || L->damped[j] || !L->have_state;
+        if (damp) {
+            tff[j] = 0.0;
+            qr[j] = isfinite(q[j]) ? q[j] : 0.0;
+            vr[j] = 0.0;
+            kp[j] = 0.0;
+            kd[j] = L->have_state ? L->damping_kd[j] : 0.0;
+            continue;
+        }
+        tff[j] = clamp_abs(L->tau_full[L->jv[j]], L->effort[j]);
+        kp[j] = ref[R->kp + j] > 0 ? ref[R->kp + j] : 0.0;
+        kd[j] = ref[R->kd + j] > 0 ? ref[R->kd + j] : 0.0;
+        vr[j] = ref[R->v + j];
+        double target = ref[R->q + j];
+        if (target < L->lower[j]) target = L->lower[j];
+        if (target > L->upper[j]) target = L->upper[j];
+        if (kp[j] > 0) {
+            const double room = (L->effort[j] - fabs(tff[j])) / kp[j];
+            if (target > q[j] + room) target = q[j] + room;
+            if (target < q[j] - room) target = q[j] - room;
+        }
+        qr[j] = target;
+    }
+    for (int j = 0; j < n; ++j) {
+        L->tau[j] = tff[j] + kp[j] * (qr[j] - q[j]) + kd[j] * (vr[j] - v[j]);
+        if (!isfinite(L->tau[j]) || !isfinite(tff[j]) || !isfinite(qr[j]) || !isfinite(vr[j])) {
+            fault(L, RT_REASON_NONFINITE_TORQUE, j, L->tau[j]);
+            tff[j] = vr[j] = kp[j] = 0.0;
+            qr[j] = 0.0;
+            kd[j] = L->damping_kd[j];
+            L->tau[j] = 0.0;
+        }
+        L->tau[j] = clamp_abs(L->tau[j], L->effort[j]);
+    }
+}
+
+static inline int use_motor_pd(const rt_loop *L) { return L->cfg.motor_pd && L->tr.write_pd; }
+
 static void compute_torque(rt_loop *L, const tick_inputs *in, int control) {
     if (control) control_law(L, in);
     else damping_law(L);
     check_and_clamp_torque(L);
+    if (use_motor_pd(L)) motor_pd_command(L, in, control);
 }
 
 /* -- publication -- */
@@ -448,7 +502,14 @@ static void publish(rt_loop *L, double age) {
     }
     rt_tbuf_commit(&L->snapshot);
     atomic_fetch_add_explicit(&L->ticks, 1, memory_order_relaxed);
-    if (L->have_state) L->tr.write_command(L->tr.ctx, L->state_tick, L->tau, st, reason);
+    if (!L->have_state) return;
+    if (use_motor_pd(L)) {
+        const int n = L->n;
+        L->tr.write_pd(L->tr.ctx, L->state_tick, L->pd, L->pd + n, L->pd + 2 * n, L->pd + 3 * n, L->pd + 4 * n, st,
+                       reason);
+    } else {
+        L->tr.write_command(L->tr.ctx, L->state_tick, L->tau, st, reason);
+    }
 }
 
 /* now_s: CLOCK_MONOTONIC seconds (real-time) or the state's time (lockstep). */

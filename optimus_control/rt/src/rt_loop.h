@@ -47,6 +47,7 @@ typedef struct {
     int sync_period_ticks;      /* lockstep thread: Python updates from every state whose tick is a multiple of
                                  * this; such a state is answered only once Python finished the previous one
                                  * (rt_loop_mark_processed). 0: never wait for Python. */
+    int motor_pd;               /* the transport runs the PD in the motors (write_pd): see rt_loop.c */
 } rt_loop_config;
 
 /* Layout of the reference words (offsets filled by rt_loop_create). */
@@ -70,6 +71,7 @@ typedef struct rt_loop {
     /* loop-owned working memory */
     int64_t state_tick;
     double *words, *qfull, *vfull, *tau_full, *fext, *tau;
+    double *pd; /* motor_pd: tau_ff, q_ref, v_ref, kp, kd (5 x n) sent with write_pd */
     unsigned char *damped;
     double ctrl_seen, base_seen, ctrl_arrival, base_arrival;
     int silent_count, have_state;

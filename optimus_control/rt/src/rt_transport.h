@@ -41,6 +41,11 @@ typedef struct rt_transport {
     /* After read_state returned -1: the transport's fault code (0 none) and what it concerns (index: a
      * joint or -1; value: transport-specific, e.g. a bus index), for the loop's fault reason; may be NULL. */
     int (*fault_info)(void *ctx, int *index, double *value);
+    /* Motor-side PD (loops configured with motor_pd): instead of write_command, the feed-forward torque and
+     * each joint's q_ref (inside the joint limits), v_ref, kp, kd; the motor computes
+     * tau = tau_ff + kp (q_ref - q) + kd (v_ref - v) at its own rate. May be NULL (torque mode only). */
+    void (*write_pd)(void *ctx, int64_t tick, const double *tau_ff, const double *q_ref, const double *v_ref,
+                     const double *kp, const double *kd, int32_t loop_state, int32_t fault);
 } rt_transport;
 
 #endif

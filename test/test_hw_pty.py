@@ -219,3 +219,22 @@ def test_enable_jog_and_shutdown(optimus):
     for name, m in motors.items():
         assert m.specials[-1] == 0xFD, name
         assert m.commands_seen and all(is_damping(c) for c in m.commands_seen), name
+
+
+def test_stopping_the_transport_exits_motor_mode(tmp_path):
+    """stop() on an ACTIVE transport (no driver) still damps, then sends the exit frame to every motor."""
+    model = known_models()["ak80-6_v2"]
+    motors = [EmulatedMotor(5, model), EmulatedMotor(6, model)]
+    with EmulatedAdapter(motors) as adapter:
+        joints = [(0, m.motor_id, model.range10(), False, 1.0, -1.0, 0.1, -1.0, 1.0, 2.0) for m in motors]
+        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 200.0)], joints, 0)
+        tr.start(open_timeout_s=2.0)
+        tr.set_mode(ENTERING)
+        assert wait_for(lambda: tr.modes() == [ACTIVE], 3.0)
+        for m in motors:
+            m.record = True
+        tr.stop()
+        for m in motors:
+            assert m.specials == [0xFC, 0xFD]
+            assert len(m.commands_seen) >= 5 and all(is_damping(c) for c in m.commands_seen)
+            assert m.commands_seen[-1][3] == pytest.approx(2.0, abs=0.01)  # kd at the motor: 2 / scale^2

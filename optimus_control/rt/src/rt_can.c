@@ -38,12 +38,14 @@ static inline void from_motor(const rt_can_joint_cfg *j, const rt_mit_reply *r, 
 }
 
 /* ---- faults --------------------------------------------------------------------------------------- */
+/* Latches the first fault: claimed with a CAS (kind -1 while its detail is written), then published. */
 static void latch(rt_can *c, int kind, int joint, int bus) {
     atomic_fetch_or(&c->fault_flags, 1 << kind);
     int none = RT_CAN_FAULT_NONE;
+    if (!atomic_compare_exchange_strong(&c->fault_kind, &none, -1)) return;
     atomic_store(&c->fault_joint, joint);
     atomic_store(&c->fault_bus, bus);
-    if (!atomic_compare_exchange_strong(&c->fault_kind, &none, kind)) return;
+    atomic_store_explicit(&c->fault_kind, kind, memory_order_release);
 }
 
 int rt_can_fault_info(void *ctx, int *index, double *value) {
@@ -88,7 +90,7 @@ static int can_read_state(void *ctx, int64_t *tick, double *words) {
             c->words[rt_sw_tau(n) + j] = s[1 + 2 * B->n + k];
         }
     }
-    if (atomic_load_explicit(&c->fault_kind, memory_order_acquire) != RT_CAN_FAULT_NONE) return -1;
+    if (atomic_load_explicit(&c->fault_kind, memory_order_acquire) > 0) return -1; /* -1: being latched */
     if (!any) return 0;
     c->tick += 1;
     c->words[rt_sw_time()] = (double)(mono_ns() - c->t0_ns) * 1e-9;
@@ -564,6 +566,25 @@ int rt_can_start(rt_can *c, int rt_priority, int cpu_first, int64_t open_timeout
 }
 
 void rt_can_stop(rt_can *c) {
+    /* Motors still in motor mode get their damping cycles and the exit frame first (bounded wait). */
+    int64_t longest = 0;
+    int any = 0;
+    for (int b = 0; b < c->n_buses; ++b) {
+        rt_can_bus *B = &c->buses[b];
+        if (!B->started || atomic_load(&B->mode) == RT_CAN_PASSIVE) continue;
+        B->exit_cycles = 0;
+        atomic_store(&B->mode, RT_CAN_EXITING);
+        any = 1;
+        if (B->period_ns > longest) longest = B->period_ns;
+    }
+    const int64_t deadline = mono_ns() + (EXIT_CYCLES + 5) * longest + 200000000LL;
+    while (any && mono_ns() < deadline) {
+        any = 0;
+        for (int b = 0; b < c->n_buses; ++b)
+            if (c->buses[b].started && atomic_load(&c->buses[b].mode) != RT_CAN_PASSIVE) any = 1;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
     atomic_store_explicit(&c->stop, 1, memory_order_release);
     for (int b = 0; b < c->n_buses; ++b) {
         rt_can_bus *B = &c->buses[b];

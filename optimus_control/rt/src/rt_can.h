@@ -125,7 +125,8 @@ rt_can *rt_can_create(int n_joints, int n_feet, const rt_can_bus_cfg *buses, int
                       const rt_can_joint_cfg *joints, char *err, int errlen);
 /* Opens every adapter (blocking, timeout each) and starts the bus threads in PASSIVE mode. */
 int rt_can_start(rt_can *c, int rt_priority, int cpu_first, int64_t open_timeout_ns, char *err, int errlen);
-/* Stops the threads (no frame is sent after) and closes the adapters. */
+/* Buses not PASSIVE first get EXITING (damping cycles, then the exit frame; bounded wait), then the threads
+ * stop (no frame is sent after) and the adapters close. */
 void rt_can_stop(rt_can *c);
 void rt_can_free(rt_can *c);
 void rt_can_set_mode(rt_can *c, int mode);

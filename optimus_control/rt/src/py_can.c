@@ -442,11 +442,12 @@ static PyObject *can_bus_stats(TransportObject *self, PyObject *unused) {
     for (int b = 0; b < c->n_buses; ++b) {
         rt_can_bus *B = &c->buses[b];
         PyObject *d = Py_BuildValue(
-            "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:i,s:i,s:s,s:s,s:K,s:K,s:K}", "cycles",
+            "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:i,s:i,s:s,s:s,s:K,s:K,s:K}", "cycles",
             (unsigned long long)atomic_load(&B->cycles), "complete_cycles",
             (unsigned long long)atomic_load(&B->complete_cycles), "replies", (unsigned long long)atomic_load(&B->replies),
             "missing", (unsigned long long)atomic_load(&B->missing), "late_replies",
-            (unsigned long long)atomic_load(&B->late), "unknown_frames",
+            (unsigned long long)atomic_load(&B->late), "tx_errors", (unsigned long long)atomic_load(&B->tx_errors),
+            "unknown_frames",
             (unsigned long long)atomic_load(&B->unknown), "reconnects", (unsigned long long)atomic_load(&B->reconnects),
             "overruns", (unsigned long long)atomic_load(&B->overruns), "clamped_frames",
             (unsigned long long)atomic_load(&B->clamps), "rtt_count", (unsigned long long)atomic_load(&B->rtt.count),

@@ -377,7 +377,10 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
             if (status & (RT_CAN_GONE | RT_CAN_BUS_OFF)) break;
         }
     } else {
-        status |= RT_CAN_GONE | B->port.status;
+        /* a gone adapter, or (SocketCAN ENOBUFS) a full tx queue: the frames are dropped, never queued for a
+         * later cycle; the motors then count as missing this cycle */
+        status |= B->port.status;
+        atomic_fetch_add_explicit(&B->tx_errors, 1, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&B->cycles, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&B->replies, (uint64_t)n_got, memory_order_relaxed);

@@ -99,7 +99,7 @@ typedef struct {
     _Atomic int mode, connected;
     _Atomic int motor_error[RT_CAN_MAX_MOTORS], motor_t_mos[RT_CAN_MAX_MOTORS], motor_t_rotor[RT_CAN_MAX_MOTORS];
     _Atomic uint64_t motor_replies[RT_CAN_MAX_MOTORS];
-    _Atomic uint64_t cycles, replies, missing, late, unknown, reconnects, overruns, clamps, complete_cycles;
+    _Atomic uint64_t cycles, replies, missing, late, unknown, tx_errors, reconnects, overruns, clamps, complete_cycles;
     rt_hist rtt; /* burst sent -> last reply of the cycle, complete cycles only */
     rt_can_log_entry *log; /* NULL unless logging was enabled before start */
     _Atomic uint64_t log_head, log_tail, log_dropped;

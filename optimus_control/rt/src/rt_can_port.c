@@ -90,7 +90,7 @@ static int write_all(int fd, const char *buf, size_t n) {
             continue;
         }
         if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && errno == EAGAIN && ++spins < 1000) {
+        if (w < 0 && errno == EAGAIN && ++spins < 3) { /* a full tty: wait at most ~3 ms, then give up */
             struct pollfd pf = {fd, POLLOUT, 0};
             poll(&pf, 1, 1);
             continue;
@@ -226,18 +226,25 @@ void rt_can_port_close(rt_can_port *p) {
 }
 
 int rt_can_port_send(rt_can_port *p, const rt_can_frame *frames, int n) {
-    if (p->fd < 0) return -1;
+    if (p->fd < 0) {
+        p->status |= RT_CAN_GONE;
+        return -1;
+    }
     if (p->kind == RT_CAN_SLCAN) {
         char buf[64 * 32];
         int k = 0;
         for (int i = 0; i < n; ++i) {
             if (k + 32 > (int)sizeof(buf)) {
-                if (write_all(p->fd, buf, (size_t)k) < 0) return -1;
+                if (write_all(p->fd, buf, (size_t)k) < 0) goto gone;
                 k = 0;
             }
             k += rt_slcan_encode(&frames[i], buf + k);
         }
-        return k ? write_all(p->fd, buf, (size_t)k) : 0;
+        if (k && write_all(p->fd, buf, (size_t)k) < 0) goto gone;
+        return 0;
+    gone: /* EIO / EBADF / a tty that stays full: the adapter is unusable (closed and reopened) */
+        p->status |= RT_CAN_GONE;
+        return -1;
     }
     for (int i = 0; i < n; ++i) {
         struct can_frame cf;

@@ -60,8 +60,8 @@ def arm(tmp_path, request):
     motors = [EmulatedMotor(1, model, damping=5.0), EmulatedMotor(2, model, damping=5.0)]
     adapter = EmulatedAdapter(motors).start()
     joints = [(0, m.motor_id, model.range10(), False, 1.0, 1.0, 0.0, -1.5, 1.5, 1.0) for m in motors]
-    # 250 Hz: a Python emulator answers within the reply window even on a loaded machine (1 kHz: the benchmark)
-    tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 250.0)], joints, 0, ["arm"])
+    # 100 Hz: a Python emulator answers within the reply window even on a loaded machine (1 kHz: the benchmark)
+    tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 100.0)], joints, 0, ["arm"])
     tr.start(open_timeout_s=2.0)
     dyn = Dynamics.from_urdf(urdf, floating_base=False)
     loop = Loop(dyn, tr, LoopConfig(rt_priority=0, lock_memory=False, silent_ticks=0,
@@ -90,7 +90,7 @@ def test_loop_drives_motors_in_torque_mode(arm):
     assert wait_for(lambda: np.allclose(loop.read_state().q, [0.3, -0.2], atol=0.03), 5.0), loop.read_state().q
     assert all(m.specials[:1] == [0xFC] for m in motors)
     stats = tr.bus_stats()[0]
-    assert stats["complete_cycles"] > 100 and stats["unknown_frames"] == 0
+    assert stats["complete_cycles"] > 20 and stats["unknown_frames"] == 0
 
 
 @pytest.mark.parametrize("arm", [True], indirect=True)
@@ -236,5 +236,27 @@ def test_stopping_the_transport_exits_motor_mode(tmp_path):
         tr.stop()
         for m in motors:
             assert m.specials == [0xFC, 0xFD]
-            assert len(m.commands_seen) >= 5 and all(is_damping(c) for c in m.commands_seen)
-            assert m.commands_seen[-1][3] == pytest.approx(2.0, abs=0.01)  # kd at the motor: 2 / scale^2
+            # damping until the exit frame (kd at the motor: 2 / scale^2), then at most zero-gain reads
+            damping = [c for c in m.commands_seen if is_damping(c)]
+            assert len(damping) >= 5 and all(c[3] == pytest.approx(2.0, abs=0.01) for c in damping)
+            assert all(c[2] == 0.0 and abs(c[4]) < 0.2 for c in m.commands_seen)
+
+
+def test_garbage_and_unknown_ids_on_the_line_are_ignored():
+    """Stray frames of unknown ids, garbage lines, bell errors and a split-up reply stream interleaved with
+    the replies: every cycle still completes, nothing is mistaken for a motor's reply."""
+    model = known_models()["mini_cheetah"]
+    motors = [EmulatedMotor(1, model), EmulatedMotor(2, model)]
+    noise = b"t7FF2ABCD\rxx$%garbage\r\at0016020000000000\rT1FFFFFFF0\r"  # 0x001 with d0 = 2: not a reply
+    with EmulatedAdapter(motors, noise=noise) as adapter:
+        joints = [(0, m.motor_id, model.range10(), False, 1.0, 1.0, 0.0, -1.0, 1.0, 1.0) for m in motors]
+        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 100.0)], joints, 0)
+        tr.start(open_timeout_s=2.0)
+        try:
+            assert wait_for(lambda: tr.bus_stats()[0]["complete_cycles"] >= 30, 5.0)
+            s = tr.bus_stats()[0]
+            assert s["unknown_frames"] > 0 and s["adapter_errors"] > 0
+            assert tr.fault()[0] == 0 and s["missing"] <= s["cycles"] // 10
+            assert tr.monitor()[0] == pytest.approx([0.0, 0.0], abs=1e-3)
+        finally:
+            tr.stop()

@@ -120,8 +120,10 @@ def decode_command(model: MotorModel, data: bytes) -> tuple[float, float, float,
 class EmulatedAdapter:
     """An SLCAN adapter on a pty, with motors on its bus. ``path`` is stable across vanish()/reappear()."""
 
-    def __init__(self, motors: list[EmulatedMotor], path: str | None = None, version: str = "V1013"):
+    def __init__(self, motors: list[EmulatedMotor], path: str | None = None, version: str = "V1013",
+                 noise: bytes = b""):
         self.motors = {m.motor_id: m for m in motors}
+        self.noise = noise  # bytes sent after every answer: garbage lines, frames of unknown ids, bell errors
         self._dir = None
         if path is None:
             self._dir = tempfile.mkdtemp(prefix="optimus_slcan_")
@@ -217,7 +219,7 @@ class EmulatedAdapter:
                 if data:
                     out = self._handle(data)
                     if out:
-                        self._write(out)
+                        self._write(out + self.noise if self.is_open else out)
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)

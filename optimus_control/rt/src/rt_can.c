@@ -289,8 +289,11 @@ static void after_cycle_mode(rt_can_bus *B, int mode) {
     }
 }
 
+/* A reply is a frame to the host id (0: the MIT firmware's default master id; Damiao units must have their
+ * master id set to 0 too) whose first byte names one of this bus's motors: a command frame of another host
+ * (id = a motor id) is never taken for a reply. */
 static int find_motor(const rt_can_bus *B, const rt_can_frame *f) {
-    if (f->ext || f->rtr || f->len < 6) return -1;
+    if (f->ext || f->rtr || f->len < 6 || f->id != RT_CAN_HOST_ID) return -1;
     const rt_can_joint_cfg *js = B->can->joints;
     for (int k = 0; k < B->n; ++k) {
         const rt_can_joint_cfg *J = &js[B->joints[k]];

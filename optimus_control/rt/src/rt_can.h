@@ -40,6 +40,7 @@
 #include "rt_transport.h"
 
 #define RT_CAN_MAX_MOTORS 16 /* per bus */
+#define RT_CAN_HOST_ID 0     /* the CAN id replies are sent to */
 
 enum { RT_CAN_PASSIVE = 0, RT_CAN_ENTERING = 1, RT_CAN_ACTIVE = 2, RT_CAN_EXITING = 3 };
 enum { RT_CAN_SOURCE_LOOP = 0, RT_CAN_SOURCE_MANUAL = 1 };

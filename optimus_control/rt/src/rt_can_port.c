@@ -50,6 +50,7 @@ int rt_can_port_parse_url(const char *url, int *kind, char *device, int device_l
 typedef struct {
     rt_can_port *p;
     int acks, errors;
+    int first; /* the first answer seen: 1 ack, 2 error (what a command's outcome is) */
 } slcan_ctx;
 
 static void slcan_event(void *c, int kind, const rt_can_frame *f, const char *line) {
@@ -61,9 +62,11 @@ static void slcan_event(void *c, int kind, const rt_can_frame *f, const char *li
         break;
     case RT_SLCAN_ACK:
         s->acks++;
+        if (!s->first) s->first = 1;
         break;
     case RT_SLCAN_ERROR:
         s->errors++;
+        if (!s->first) s->first = 2;
         p->adapter_errors++;
         p->status |= RT_CAN_ADAPTER_ERROR;
         break;
@@ -73,6 +76,7 @@ static void slcan_event(void *c, int kind, const rt_can_frame *f, const char *li
             memcpy(p->version, line, ll < sizeof(p->version) - 1 ? ll : sizeof(p->version) - 1);
             p->version[ll < sizeof(p->version) - 1 ? ll : sizeof(p->version) - 1] = '\0';
             s->acks++;
+            if (!s->first) s->first = 1;
         }
         break;
     default:
@@ -103,10 +107,10 @@ static int write_all(int fd, const char *buf, size_t n) {
 /* Sends one command line and waits for its answer ('\r' or a V line: 1; '\a': 0; nothing: -1). */
 static int slcan_command(rt_can_port *p, const char *cmd, int64_t timeout_ns) {
     if (write_all(p->fd, cmd, strlen(cmd)) < 0) return -1;
-    slcan_ctx s = {p, 0, 0};
+    slcan_ctx s = {p, 0, 0, 0};
     const int64_t deadline = rt_can_mono_ns() + timeout_ns;
     char buf[256];
-    while (s.acks == 0 && s.errors == 0) {
+    while (s.first == 0) {
         const int64_t left = deadline - rt_can_mono_ns();
         if (left <= 0) return -1;
         struct pollfd pf = {p->fd, POLLIN, 0};
@@ -121,7 +125,7 @@ static int slcan_command(rt_can_port *p, const char *cmd, int64_t timeout_ns) {
         }
         rt_slcan_feed(&p->parser, buf, (int)got, slcan_event, &s);
     }
-    return s.errors ? 0 : 1;
+    return s.first == 1 ? 1 : 0;
 }
 
 static int open_slcan(rt_can_port *p, int64_t timeout_ns, char *err, int errlen) {
@@ -296,7 +300,7 @@ static int read_socketcan(rt_can_port *p) {
 
 static int read_slcan(rt_can_port *p) {
     char buf[1024];
-    slcan_ctx s = {p, 0, 0};
+    slcan_ctx s = {p, 0, 0, 0};
     for (;;) {
         const ssize_t r = read(p->fd, buf, sizeof(buf));
         if (r < 0) {

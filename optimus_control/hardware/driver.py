@@ -22,6 +22,8 @@ from optimus_control.rt import _rtcore
 
 PASSIVE, ENTERING, ACTIVE, EXITING = (_rtcore.CAN_PASSIVE, _rtcore.CAN_ENTERING, _rtcore.CAN_ACTIVE,
                                       _rtcore.CAN_EXITING)
+READ_CYCLES = 5     # cycles a read (enable check, scan) lasts
+ANSWERS_NEEDED = 3  # replies in those cycles for a motor to count as answering (one stray reply is not enough)
 FAULT_NAMES = {0: "none", 1: "no reply for 3 cycles", 2: "bus-off", 3: "adapter gone"}
 
 
@@ -63,7 +65,7 @@ class CanDriver:
         """Open every adapter and start reading the motors (PASSIVE: zero gains, zero torque)."""
         self.transport.start(rt_priority=rt_priority, cpu=cpu, open_timeout_s=open_timeout_s)
 
-    def wait_cycles(self, cycles: int = 5, timeout_s: float = 2.0) -> None:
+    def wait_cycles(self, cycles: int = 5, timeout_s: float = 5.0) -> None:
         """Wait until every bus ran `cycles` more cycles (or the timeout)."""
         start = [s["cycles"] for s in self.transport.bus_stats()]
         deadline = time.monotonic() + timeout_s
@@ -76,7 +78,7 @@ class CanDriver:
     def read_check(self, margin: float = 0.02) -> tuple[np.ndarray, list[str]]:
         """Positions of every joint and the problems that forbid enabling (silent or out-of-range motors)."""
         before = [m["replies"] for m in self.transport.motor_status()]
-        self.wait_cycles(5)
+        self.wait_cycles(READ_CYCLES)
         after = self.transport.motor_status()
         q, _, _, _ = self.transport.monitor()
         q = np.asarray(q)
@@ -84,7 +86,7 @@ class CanDriver:
         lim = self.robot.limits
         for i, name in enumerate(self.joint_names):
             jh = self.desc.joints[name]
-            if after[i]["replies"] <= before[i]:
+            if after[i]["replies"] - before[i] < ANSWERS_NEEDED:
                 problems.append(f"joint '{name}' (motor {jh.motor_id} on bus '{jh.bus}') does not answer")
             elif not lim.lower[i] - margin <= q[i] <= lim.upper[i] + margin:
                 problems.append(f"joint '{name}' (motor {jh.motor_id} on bus '{jh.bus}') reads {q[i]:.4f}, outside "
@@ -178,13 +180,14 @@ class CanDriver:
     def scan(self) -> list[dict]:
         """Per joint: answers?, q, v, tau (joint side), Damiao error nibble and temperatures."""
         before = [m["replies"] for m in self.transport.motor_status()]
-        self.wait_cycles(5)
+        self.wait_cycles(READ_CYCLES)
         status = self.transport.motor_status()
         q, v, tau, _ = self.transport.monitor()
         rows = []
         for i, name in enumerate(self.joint_names):
             jh = self.desc.joints[name]
-            rows.append({"joint": name, "bus": jh.bus, "id": jh.motor_id, "answers": status[i]["replies"] > before[i],
+            answers = status[i]["replies"] - before[i] >= ANSWERS_NEEDED
+            rows.append({"joint": name, "bus": jh.bus, "id": jh.motor_id, "answers": answers,
                          "q": q[i], "v": v[i], "tau": tau[i], "error": status[i]["error"],
                          "t_mos": status[i]["t_mos"], "t_rotor": status[i]["t_rotor"]})
         return rows

@@ -24,10 +24,15 @@ from optimus_control.hardware.description import (
     load_hardware,
     save_calibration,
 )
+from optimus_control.hardware.driver import CanDriver
+from optimus_control.hardware.emulator import EmulatedAdapter, EmulatedMotor, emulate_description
 
 __all__ = [
     "BusConfig",
     "BusLoad",
+    "CanDriver",
+    "EmulatedAdapter",
+    "EmulatedMotor",
     "HardwareDescription",
     "ImuConfig",
     "JointFit",
@@ -38,6 +43,7 @@ __all__ = [
     "check_bus_load",
     "check_fit",
     "check_names",
+    "emulate_description",
     "format_bus_load",
     "format_fit",
     "frame_bits",

@@ -20,7 +20,7 @@ import yaml
 
 from optimus_control.errors import ConfigError, suggest
 from optimus_control.model.paths import resolve_data_path
-from optimus_control.model.robot_config import _Reader
+from optimus_control.model.yaml_reader import YamlReader
 
 RANGE_KEYS = ("position", "velocity", "kp", "kd", "torque")
 
@@ -107,10 +107,8 @@ JOINT_KEYS = {"bus", "id", "model", "gear_ratio", "direction", "zero_offset", "d
 DERATE_KEYS = {"velocity", "effort", "kp", "kd", "reason"}
 
 
-def _range(r: _Reader, value: Any, where: str) -> tuple[float, float]:
-    if not isinstance(value, list) or len(value) != 2:
-        raise r.fail(where, f"expected [min, max], got {value!r}")
-    lo, hi = r.number(value[0], f"{where}[0]"), r.number(value[1], f"{where}[1]")
+def _range(r: YamlReader, value: Any, where: str) -> tuple[float, float]:
+    lo, hi = r.vector(value, where, 2, hint=" [min, max]")
     if not hi > lo:
         raise r.fail(where, f"max ({hi}) must be greater than min ({lo})")
     return lo, hi
@@ -121,24 +119,12 @@ def load_hardware(path: str | os.PathLike = "hardware/optimus.yaml",
     """Read and validate a hardware description (relative paths: config/); names are checked later
     against the robot by ``check_names``. ``calibration`` overrides the file's own calibration path."""
     source = resolve_data_path(path, "config")
-    if not source.exists():
-        raise ConfigError(f"hardware description not found: {source}")
-    try:
-        data = yaml.safe_load(source.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    r = _Reader(source)
-    data = r.mapping(data, "<top level>")
-    for key in data:
-        if key not in TOP_KEYS:
-            raise r.fail("<top level>", f"unknown key '{key}'{suggest(str(key), TOP_KEYS)}; valid keys: {sorted(TOP_KEYS)}")
-    for key in ("robot", "buses", "joints", "imu"):
-        if key not in data:
-            raise r.fail("<top level>", f"missing key '{key}'")
+    r, data = YamlReader.load(source, "hardware description")
+    data = r.mapping(data, "<top level>", TOP_KEYS, required=("robot", "buses", "joints", "imu"))
 
     buses = {}
     for name, b in r.mapping(data["buses"], "buses").items():
-        b = r.mapping(b, f"buses.{name}", {"url", "bitrate", "rate_hz"})
+        b = r.exact(b, f"buses.{name}", {"url", "bitrate", "rate_hz"})
         url = r.string(b["url"], f"buses.{name}.url")
         scheme, _, dev = url.partition(":")
         if scheme not in ("socketcan", "slcan") or not dev:
@@ -164,14 +150,7 @@ def load_hardware(path: str | os.PathLike = "hardware/optimus.yaml",
     for name, m in r.mapping(data.get("models") or {}, "models").items():
         if name in models:
             raise r.fail(f"models.{name}", f"'{name}' is a known model; give a custom model another name")
-        m = r.mapping(m, f"models.{name}")
-        allowed = set(RANGE_KEYS) | {"damiao"}
-        for key in m:
-            if key not in allowed:
-                raise r.fail(f"models.{name}", f"unknown key '{key}'{suggest(str(key), allowed)}")
-        for key in RANGE_KEYS:
-            if key not in m:
-                raise r.fail(f"models.{name}", f"missing key '{key}' (custom models give every range explicitly)")
+        m = r.mapping(m, f"models.{name}", set(RANGE_KEYS) | {"damiao"}, required=RANGE_KEYS)
         damiao = m.get("damiao", False)
         if not isinstance(damiao, bool):
             raise r.fail(f"models.{name}.damiao", f"expected true or false, got {damiao!r}")
@@ -184,23 +163,13 @@ def load_hardware(path: str | os.PathLike = "hardware/optimus.yaml",
     joints = {}
     for name, j in r.mapping(data["joints"], "joints").items():
         where = f"joints.{name}"
-        j = r.mapping(j, where)
-        for key in j:
-            if key not in JOINT_KEYS:
-                raise r.fail(where, f"unknown key '{key}'{suggest(str(key), JOINT_KEYS)}; valid keys: {sorted(JOINT_KEYS)}")
-        for key in ("bus", "id", "model", "gear_ratio"):
-            if key not in j:
-                raise r.fail(where, f"missing key '{key}'")
-        bus = r.string(j["bus"], f"{where}.bus")
-        if bus not in buses:
-            raise r.fail(f"{where}.bus", f"unknown bus '{bus}'{suggest(bus, buses)}; buses: {sorted(buses)}")
+        j = r.mapping(j, where, JOINT_KEYS, required=("bus", "id", "model", "gear_ratio"))
+        bus = r.member(r.string(j["bus"], f"{where}.bus"), f"{where}.bus", buses, "bus")
         mid = j["id"]
         if isinstance(mid, bool) or not isinstance(mid, int) or not 1 <= mid <= 0x7FF:
             raise r.fail(f"{where}.id", f"motor id must be an integer in [1, 0x7FF], got {mid!r}")
-        model = r.string(j["model"], f"{where}.model")
-        if model not in models:
-            raise r.fail(f"{where}.model", f"unknown motor model '{model}'{suggest(model, models)}; "
-                                           f"known: {sorted(models)} (or add it under models: with its ranges)")
+        model = r.member(r.string(j["model"], f"{where}.model"), f"{where}.model", models, "motor model",
+                         f"; known: {sorted(models)} (or add it under models: with its ranges)")
         ratio = r.number(j["gear_ratio"], f"{where}.gear_ratio", positive=True)
         direction = j.get("direction", 1)
         if direction not in (1, -1) or isinstance(direction, bool):
@@ -208,10 +177,7 @@ def load_hardware(path: str | os.PathLike = "hardware/optimus.yaml",
         offset = r.number(j.get("zero_offset", 0.0), f"{where}.zero_offset")
         derated, reason = {}, ""
         if "derated" in j:
-            d = r.mapping(j["derated"], f"{where}.derated")
-            for key in d:
-                if key not in DERATE_KEYS:
-                    raise r.fail(f"{where}.derated", f"unknown key '{key}'{suggest(str(key), DERATE_KEYS)}")
+            d = r.mapping(j["derated"], f"{where}.derated", DERATE_KEYS)
             if "reason" not in d:
                 raise r.fail(f"{where}.derated", "a derated joint must say why ('reason:')")
             reason = r.string(d["reason"], f"{where}.derated.reason")
@@ -231,14 +197,9 @@ def load_hardware(path: str | os.PathLike = "hardware/optimus.yaml",
         if not ids:
             raise r.fail(f"buses.{bus}", "no joint uses this bus")
 
-    imu_map = r.mapping(data["imu"], "imu", {"frame", "xyz", "rpy", "topic"})
-    vec = []
-    for key in ("xyz", "rpy"):
-        v = imu_map[key]
-        if not isinstance(v, list) or len(v) != 3:
-            raise r.fail(f"imu.{key}", f"expected 3 numbers, got {v!r}")
-        vec.append(tuple(r.number(x, f"imu.{key}[{i}]") for i, x in enumerate(v)))
-    imu = ImuConfig(r.string(imu_map["frame"], "imu.frame"), vec[0], vec[1], r.string(imu_map["topic"], "imu.topic"))
+    imu_map = r.exact(data["imu"], "imu", {"frame", "xyz", "rpy", "topic"})
+    imu = ImuConfig(r.string(imu_map["frame"], "imu.frame"), r.vector(imu_map["xyz"], "imu.xyz", 3),
+                    r.vector(imu_map["rpy"], "imu.rpy", 3), r.string(imu_map["topic"], "imu.topic"))
 
     cal_path = calibration if calibration is not None else data.get("calibration")
     cal_file = None
@@ -255,16 +216,12 @@ def load_calibration(path: Path, joints: dict[str, JointHardware]) -> dict[str, 
     """Measured zero offsets ``{offsets: {joint: value}}``; a missing file means "not calibrated yet"."""
     if not path.exists():
         return {}
-    r = _Reader(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    data = r.mapping(data, "<top level>", {"offsets"} if "measured" not in data else {"offsets", "measured"})
+    r, data = YamlReader.load(path, "calibration file")
+    data = r.mapping(data if data is not None else {"offsets": {}}, "<top level>", {"offsets", "measured"},
+                     required=("offsets",))
     out = {}
     for name, value in r.mapping(data["offsets"] or {}, "offsets").items():
-        if name not in joints:
-            raise r.fail(f"offsets.{name}", f"unknown joint '{name}'{suggest(str(name), joints)}")
+        r.member(str(name), f"offsets.{name}", joints, "joint", " (the hardware description has no such joint)")
         out[name] = r.number(value, f"offsets.{name}")
     return out
 

@@ -155,16 +155,28 @@ class CanDriver:
                                   np.ascontiguousarray(kp, dtype=float), np.ascontiguousarray(kd, dtype=float),
                                   np.zeros(n))
 
+    def ramp_gains(self, q: np.ndarray, kp: np.ndarray, kd: np.ndarray, ramp_s: float = 0.2) -> None:
+        """Hold q while kp rises from 0 (kd from the damping gain) to the given gains: no torque step even if
+        the measured position and the motor's disagree slightly when motor mode starts."""
+        kd0 = np.full(len(q), self.robot.config.damping_gain)
+        t0 = time.monotonic()
+        while (a := (time.monotonic() - t0) / ramp_s) < 1.0:
+            self.hold(q, kp * a, kd0 + (kd - kd0) * a)
+            time.sleep(0.002)
+        self.hold(q, kp, kd)
+
     def jog(self, joint: str, position: float, duration_s: float = 1.0, hold_s: float = 1.0,
             gain_scale: float = 0.3) -> float:
-        """Move one joint to position [rad | m] with a smooth (cosine) profile under motor PD, hold, and
-        return the tracking error at the end; the other joints are damped (kp 0). Needs enable()."""
+        """Move one joint to position [rad | m] with a smooth (cosine) profile under motor PD (gains ramped in
+        at the measured position first), hold, and return the tracking error at the end; the other joints are
+        damped (kp 0). Needs enable()."""
         i = self.robot.joint_index(joint)
         q0 = np.asarray(self.transport.monitor()[0])
         kp = np.zeros(len(q0))
         kd = np.full(len(q0), self.robot.config.damping_gain)
         kp[i], kd[i] = self.robot.kp[i] * gain_scale, self.robot.kd[i] * gain_scale
         target = float(np.clip(position, self.robot.limits.lower[i], self.robot.limits.upper[i]))
+        self.ramp_gains(q0, kp, kd)
         start, t0 = q0[i], time.monotonic()
         while (s := (time.monotonic() - t0) / duration_s) < 1.0:
             ref = q0.copy()

@@ -1,5 +1,6 @@
-"""Hardware layer: hardware descriptions and their checks, the CAN transport's Python side, the SLCAN
-adapter + MIT motor emulator, and the optimus-hw bring-up CLI. Never imports rclpy."""
+"""Hardware layer: hardware descriptions and their checks, the CAN transport's Python side (driver), the
+SLCAN adapter + MIT motor emulator (``hardware.emulator``, also a standalone process) and the optimus-hw
+bring-up CLI (``hardware.cli``). Never imports rclpy."""
 
 from optimus_control.hardware.checks import (
     BusLoad,
@@ -25,14 +26,11 @@ from optimus_control.hardware.description import (
     save_calibration,
 )
 from optimus_control.hardware.driver import CanDriver
-from optimus_control.hardware.emulator import EmulatedAdapter, EmulatedMotor, emulate_description
 
 __all__ = [
     "BusConfig",
     "BusLoad",
     "CanDriver",
-    "EmulatedAdapter",
-    "EmulatedMotor",
     "HardwareDescription",
     "ImuConfig",
     "JointFit",
@@ -43,7 +41,6 @@ __all__ = [
     "check_bus_load",
     "check_fit",
     "check_names",
-    "emulate_description",
     "format_bus_load",
     "format_fit",
     "frame_bits",

@@ -224,7 +224,9 @@ static int build_frames(rt_can_bus *B, rt_can_frame *fr, int mode) {
     int use_loop = 0;
     const double *cmd = NULL;
     const double *man = NULL;
-    if (mode == RT_CAN_ACTIVE) {
+    /* A latched fault damps at once, from the bus threads themselves: no wait for the loop to see it */
+    const int faulted = atomic_load_explicit(&c->fault_kind, memory_order_acquire) != RT_CAN_FAULT_NONE;
+    if (mode == RT_CAN_ACTIVE && !faulted) {
         if (atomic_load(&c->source) == RT_CAN_SOURCE_MANUAL) {
             man = rt_tbuf_read(&B->manual_in, NULL);
         } else {

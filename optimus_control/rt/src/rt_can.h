@@ -24,8 +24,9 @@
  * Faults (latched until rt_can_clear_fault, which refuses while the condition persists): a motor without
  * reply for 3 consecutive cycles, bus-off, adapter gone (the thread then closes the port and reopens it
  * every 100 ms; after a reconnect an ACTIVE bus re-enters motor mode and sends damping until the loop is
- * RUNNING again on fresh commands). While a fault is latched read_state returns -1: the loop faults and
- * damps, and rt_can_fault_info names the joint and the bus. */
+ * RUNNING again on fresh commands). While a fault is latched every bus sends damping at its next cycle
+ * (without waiting for the loop) and read_state returns -1: the loop faults and damps too, and
+ * rt_can_fault_info names the joint and the bus. */
 #ifndef OPTIMUS_RT_CAN_H
 #define OPTIMUS_RT_CAN_H
 

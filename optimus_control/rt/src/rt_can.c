@@ -101,6 +101,7 @@ static int can_read_state(void *ctx, int64_t *tick, double *words) {
 
 static int can_wait_state(void *ctx, int64_t after_tick, int64_t timeout_ns, const _Atomic int *stop) {
     /* Lockstep is for simulation; a CAN bus runs on its own clock. Poll so the loop still works. */
+    (void)after_tick; /* every merged state is newer than the last: the ticks are the transport's own */
     const int64_t end = mono_ns() + timeout_ns;
     rt_can *c = ctx;
     while (!atomic_load(stop)) {
@@ -114,6 +115,7 @@ static int can_wait_state(void *ctx, int64_t after_tick, int64_t timeout_ns, con
 }
 
 static void can_write_command(void *ctx, int64_t tick, const double *tau, int32_t loop_state, int32_t fault) {
+    (void)tick; /* the bus threads send the newest command whatever state it answers */
     rt_can *c = ctx;
     c->cmd_seq += 1.0;
     for (int b = 0; b < c->n_buses; ++b) {
@@ -130,6 +132,7 @@ static void can_write_command(void *ctx, int64_t tick, const double *tau, int32_
 
 static void can_write_pd(void *ctx, int64_t tick, const double *tau_ff, const double *q_ref, const double *v_ref,
                          const double *kp, const double *kd, int32_t loop_state, int32_t fault) {
+    (void)tick;
     rt_can *c = ctx;
     c->cmd_seq += 1.0;
     const double *src[5] = {tau_ff, q_ref, v_ref, kp, kd};

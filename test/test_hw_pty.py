@@ -91,6 +91,12 @@ def test_loop_drives_motors_in_torque_mode(arm):
     assert all(m.specials[:1] == [0xFC] for m in motors)
     stats = tr.bus_stats()[0]
     assert stats["complete_cycles"] > 20 and stats["unknown_frames"] == 0
+    assert not is_damping(motors[0].command) and motors[0].command[2] == 0.0  # torque mode: kp = 0, tau != 0
+    loop.stop()  # the loop's last word (STOPPED): the motors get damping from the next cycle on
+    for m in motors:
+        m.record = True
+    assert wait_for(lambda: len(motors[0].commands_seen) > 5, 3.0)
+    assert all(is_damping(c) for m in motors for c in m.commands_seen)
 
 
 @pytest.mark.parametrize("arm", [True], indirect=True)

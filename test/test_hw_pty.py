@@ -266,3 +266,30 @@ def test_garbage_and_unknown_ids_on_the_line_are_ignored():
             assert tr.monitor()[0] == pytest.approx([0.0, 0.0], abs=1e-3)
         finally:
             tr.stop()
+
+
+def test_damiao_error_code_latches_a_fault_naming_the_motor():
+    """A Damiao reply with an error state (0xB: MOSFET over-temperature) faults and damps; cleared once the
+    motor reports a normal state again."""
+    from optimus_control.hardware.description import MotorModel
+
+    dm = MotorModel("dm", (-12.5, 12.5), (-30.0, 30.0), (0.0, 500.0), (0.0, 5.0), (-10.0, 10.0), damiao=True)
+    motors = [EmulatedMotor(1, dm), EmulatedMotor(2, dm)]
+    with EmulatedAdapter(motors) as adapter:
+        joints = [(0, m.motor_id, dm.range10(), True, 1.0, 1.0, 0.0, -1.0, 1.0, 1.0) for m in motors]
+        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 100.0)], joints, 0, ["dm"])
+        tr.start(open_timeout_s=2.0)
+        try:
+            tr.set_mode(ENTERING)
+            assert wait_for(lambda: tr.modes() == [ACTIVE], 3.0)
+            assert wait_for(lambda: all(s["error"] == 1 for s in tr.motor_status()), 3.0)  # enabled
+            motors[1].t_mos = 95
+            motors[1].error_code = 0xB
+            assert wait_for(lambda: tr.fault()[0] == 4, 3.0)
+            assert tr.fault()[1:3] == (1, 0)
+            assert "0xB (MOSFET over-temperature) from motor 2" in tr.fault_message() and "'dm'" in tr.fault_message()
+            assert tr.motor_status()[1]["t_mos"] == 95 and tr.clear_fault() is False
+            motors[1].error_code = 0
+            assert wait_for(lambda: tr.clear_fault(), 3.0)
+        finally:
+            tr.stop()

@@ -24,7 +24,7 @@ PASSIVE, ENTERING, ACTIVE, EXITING = (_rtcore.CAN_PASSIVE, _rtcore.CAN_ENTERING,
                                       _rtcore.CAN_EXITING)
 READ_CYCLES = 5     # cycles a read (enable check, scan) lasts
 ANSWERS_NEEDED = 3  # replies in those cycles for a motor to count as answering (one stray reply is not enough)
-FAULT_NAMES = {0: "none", 1: "no reply for 3 cycles", 2: "bus-off", 3: "adapter gone"}
+FAULT_NAMES = {0: "none", 1: "no reply for 3 cycles", 2: "bus-off", 3: "adapter gone", 4: "motor error"}
 
 
 def joint_tuples(desc: HardwareDescription, robot, damping_kd: float | None = None) -> list[tuple]:

@@ -38,6 +38,7 @@ class EmulatedMotor:
     enabled: bool = False          # motor mode
     t_mos: int = 35                # [deg C] Damiao reply only
     t_rotor: int = 30
+    error_code: int = 0            # Damiao: a state nibble >= 8 (e.g. 0xB MOSFET over-temperature) replaces 0/1
     command: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)  # p, v, kp, kd, t
     frames: int = 0
     specials: list[int] = field(default_factory=list)
@@ -76,7 +77,8 @@ class EmulatedMotor:
         v12 = (enc[2] << 4) | (enc[3] >> 4)
         t12 = ((enc[6] & 0xF) << 8) | enc[7]
         if self.model.damiao:
-            d0 = ((1 if self.enabled else 0) << 4) | (self.motor_id & 0xF)
+            state = self.error_code if self.error_code else (1 if self.enabled else 0)
+            d0 = (state << 4) | (self.motor_id & 0xF)
             return bytes([d0]) + p16 + bytes([v12 >> 4, ((v12 & 0xF) << 4) | (t12 >> 8), t12 & 0xFF,
                                               self.t_mos, self.t_rotor])
         return bytes([self.motor_id & 0xFF]) + p16 + bytes([v12 >> 4, ((v12 & 0xF) << 4) | (t12 >> 8), t12 & 0xFF])

@@ -370,13 +370,29 @@ static PyObject *can_fault(TransportObject *self, PyObject *unused) {
 }
 
 static PyObject *can_fault_message(TransportObject *self, PyObject *unused) {
-    static const char *const kinds[] = {"", "no reply for 3 cycles", "bus-off", "adapter gone"};
+    static const char *const kinds[] = {"", "no reply for 3 cycles", "bus-off", "adapter gone", "motor error"};
     if (need(self, 0) < 0) return NULL;
     rt_can *c = self->can;
     const int kind = atomic_load(&c->fault_kind), joint = atomic_load(&c->fault_joint), bus = atomic_load(&c->fault_bus);
-    if (kind <= 0 || kind > 3) return PyUnicode_FromString("");
+    if (kind <= 0 || kind > 4) return PyUnicode_FromString("");
     PyObject *bname = NULL;
     if (self->name && bus >= 0 && bus < PyTuple_GET_SIZE(self->name)) bname = PyTuple_GET_ITEM(self->name, bus);
+    if (kind == RT_CAN_FAULT_MOTOR && joint >= 0) {
+        int code = 0;
+        for (int b = 0; b < c->n_buses; ++b)
+            for (int k = 0; k < c->buses[b].n; ++k)
+                if (c->buses[b].joints[k] == joint) code = atomic_load(&c->buses[b].motor_error[k]);
+        static const char *const names[] = {"over-voltage", "under-voltage", "over-current", "MOSFET over-temperature",
+                                            "rotor over-temperature", "lost communication", "overload"};
+        char text[96]; /* PyUnicode_FromFormat has no %X */
+        snprintf(text, sizeof(text), "motor error 0x%X (%s)", code,
+                 code >= 8 && code <= 14 ? names[code - 8] : "unknown code");
+        if (bname)
+            return PyUnicode_FromFormat("%s from motor %d (joint %d) on bus '%S'", text, c->joints[joint].motor_id,
+                                        joint, bname);
+        return PyUnicode_FromFormat("%s from motor %d (joint %d) on bus %d", text, c->joints[joint].motor_id, joint,
+                                    bus);
+    }
     if (joint >= 0) {
         if (bname) return PyUnicode_FromFormat("%s from motor %d (joint %d) on bus '%S'", kinds[kind], c->joints[joint].motor_id, joint, bname);
         return PyUnicode_FromFormat("%s from motor %d (joint %d) on bus %d", kinds[kind], c->joints[joint].motor_id, joint, bus);

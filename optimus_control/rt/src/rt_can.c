@@ -61,7 +61,7 @@ int rt_can_clear_fault(rt_can *c) {
         rt_can_bus *B = &c->buses[b];
         if (!atomic_load(&B->connected)) return -1;
         for (int k = 0; k < B->n; ++k)
-            if (B->miss[k] >= MISS_LIMIT) return -1;
+            if (B->miss[k] >= MISS_LIMIT || atomic_load(&B->motor_error[k]) >= 8) return -1;
     }
     atomic_store(&c->fault_kind, RT_CAN_FAULT_NONE);
     atomic_store(&c->fault_flags, 0);
@@ -371,6 +371,7 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
                 if (rt_mit_unpack(&J->range, rx[i].data, rx[i].len, &rep) < 0) continue;
                 from_motor(J, &rep, &B->last[k], &B->last[B->n + k], &B->last[2 * B->n + k]);
                 if (rep.damiao) {
+                    if (rep.error >= 8) latch(c, RT_CAN_FAULT_MOTOR, B->joints[k], B->index);
                     atomic_store_explicit(&B->motor_error[k], rep.error, memory_order_relaxed);
                     atomic_store_explicit(&B->motor_t_mos[k], rep.t_mos, memory_order_relaxed);
                     atomic_store_explicit(&B->motor_t_rotor[k], rep.t_rotor, memory_order_relaxed);

@@ -22,7 +22,8 @@
  *            (kp 0, kd = damping, tau 0): a stale command is never replayed;
  *   EXITING  damping for 5 cycles, then the exit-motor-mode frame to every motor, then PASSIVE.
  * Faults (latched until rt_can_clear_fault, which refuses while the condition persists): a motor without
- * reply for 3 consecutive cycles, bus-off, adapter gone (the thread then closes the port and reopens it
+ * reply for 3 consecutive cycles, a motor reporting an error (Damiao state nibble >= 8: over/under-voltage,
+ * over-current, over-temperature, lost communication, overload), bus-off, adapter gone (the thread then closes the port and reopens it
  * every 100 ms; after a reconnect an ACTIVE bus re-enters motor mode and sends damping until the loop is
  * RUNNING again on fresh commands). While a fault is latched every bus sends damping at its next cycle
  * (without waiting for the loop) and read_state returns -1: the loop faults and damps too, and
@@ -50,6 +51,7 @@ enum {
     RT_CAN_FAULT_NO_REPLY = 1, /* index: joint */
     RT_CAN_FAULT_BUS_OFF = 2,
     RT_CAN_FAULT_GONE = 3,     /* adapter gone or unreachable */
+    RT_CAN_FAULT_MOTOR = 4,    /* index: joint; a Damiao reply with an error code (state nibble >= 8) */
 };
 
 typedef struct {

@@ -25,13 +25,13 @@ $(RT_STAMP): $(STAMP) $(RT_SOURCES)
 # ROS 2 processes): progress on the terminal, a report under runs/<timestamp>/, exit status 0 only when
 # every box is in its bin and the robot never fell.
 demo: setup
-	$(PY) -m optimus_control.demo
+	$(PY) -m optimus_control.apps.demo
 
 factory-demo: demo
 
 # One pick-and-place of a 1.5 kg box (balance, pick, lift, hold, put back), in process, lockstep sim.
 pick-demo: setup
-	$(PY) -m optimus_control.pick_demo
+	$(PY) -m optimus_control.apps.pick_demo
 
 # Tests that start processes or depend on timing (markers in setup.cfg) run one at a time after the others,
 # which share the cores (pytest-xdist, one test file per worker so module fixtures run once); exit status 5

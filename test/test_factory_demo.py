@@ -27,7 +27,7 @@ WALL_LIMIT_S = 600.0  # a hung episode ends here instead of blocking CI; the job
 
 @pytest.fixture(scope="module")
 def episode(tmp_path_factory):
-    from optimus_control.demo import run_demo
+    from optimus_control.apps.demo import run_demo
 
     tmp = tmp_path_factory.mktemp("factory_demo")
     mp = pytest.MonkeyPatch()

@@ -15,7 +15,7 @@ import pybullet as pb
 import pytest
 from conftest import two_box_scene
 
-from optimus_control.lockstep_episode import run_episode
+from optimus_control.apps.episode import run_episode
 
 pytestmark = pytest.mark.sim
 

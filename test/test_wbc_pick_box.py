@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from optimus_control.control import ControllerState
-from optimus_control.pick_demo import LIFT_M, run_pick_and_place
+from optimus_control.apps.pick_demo import LIFT_M, run_pick_and_place
 
 pytestmark = pytest.mark.sim
 

@@ -27,7 +27,7 @@ import yaml
 from optimus_control.control import ControllerState
 from optimus_control.control.lockstep_runner import LockstepRunner
 from optimus_control.control.wbc_settings import load_wbc_settings
-from optimus_control.demo_report import score_with_ground_truth
+from optimus_control.apps.run_report import score_with_ground_truth
 from optimus_control.errors import GoalError
 from optimus_control.model import RobotModel
 from optimus_control.model.settings_schema import build, load_parameter_file

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optimus_control.demo_report import DemoRecording, write_demo_report
+from optimus_control.apps.run_report import DemoRecording, write_demo_report
 from optimus_control.model import RobotModel, share_dir
 from optimus_control.nodes.names import resolve_name
 from optimus_control.planning import load_job

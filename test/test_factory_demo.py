@@ -58,6 +58,7 @@ def test_robot_never_falls_and_the_job_succeeds(episode):
     code, folder, summary = episode
     assert summary["metrics"]["falls"] == 0, _context(folder)
     assert summary["result"]["state"] == "succeeded", _context(folder)
+    assert summary["demo_succeeded"], _context(folder)
     assert code == 0, _context(folder)
 
 

@@ -1,6 +1,6 @@
 """The retry path in the simulated cell: a box knocked out of the gripper is re-detected and picked again.
 
-The whole job runs in one process (optimus_control.lockstep_episode: sim, estimator, whole-body QP,
+The whole job runs in one process (optimus_control.apps.episode: sim, estimator, whole-body QP,
 perception on rendered frames, the planner's behaviour tree), on the fixed 2-box cell of the factory
 demo test. When the first box has been lifted and the carry has begun, the test pulls it down out of the
 fingers with a short force on the box (a knock: physical contact, nothing else moves it). Perception
@@ -75,3 +75,4 @@ def test_job_still_succeeds_by_ground_truth_without_a_fall(knocked_episode):
     assert not result.fell, text
     assert result.state == "succeeded", text
     assert result.boxes_sorted_truth == result.boxes_total == 2, (result.truth, text)
+    assert result.succeeded, (result.truth, text)

@@ -1,6 +1,6 @@
 """Pick a 1.5 kg box from a table with the right gripper, lift it 20 cm, hold it, put it back (lockstep sim).
 
-The scenario (optimus_control.pick_demo, also `make pick-demo`) creates the table and box as plain PyBullet
+The scenario (optimus_control.apps.pick_demo, also `make pick-demo`) creates the table and box as plain PyBullet
 bodies; the box is only ever moved by contact with the robot. Hold time: 10 s in CI, 30 s with
 OPTIMUS_LONG_TESTS=1.
 """
@@ -12,8 +12,8 @@ import os
 import numpy as np
 import pytest
 
-from optimus_control.control import ControllerState
 from optimus_control.apps.pick_demo import LIFT_M, run_pick_and_place
+from optimus_control.control import ControllerState
 
 pytestmark = pytest.mark.sim
 
@@ -43,4 +43,5 @@ def test_box_is_put_back_and_robot_still_balancing(pick):
     assert np.linalg.norm(pick.box_final[:2] - pick.box_start[:2]) < 0.02
     assert abs(pick.box_final[2] - pick.box_start[2]) < 0.005
     assert pick.final_state is ControllerState.RUNNING
+    assert pick.falls == 0 and pick.base_truth, "the robot fell (apps.evaluation's definition)"
     assert pick.max_torque_ratio < 1.0

@@ -1,14 +1,16 @@
 """`make demo`: the factory demo (sorting cell) end to end, with progress and a run report.
 
-Runs ``launch/factory_demo.launch.xml`` through optimus-launch (headless, lockstep: sim, whole-body
-controller, perception, task planner), watches it from a small rclpy node of its own in the stack's
-namespace (``task/status``, ``/clock``, controller status, and ``sim/`` ground truth for scoring only),
-reacting only to that namespace's nodes on the global ``/diagnostics``, prints progress, and
-writes ``runs/<UTC timestamp>/`` (summary.json, report.md, plots, camera snapshots, launch.log).
-Exit status 0 only when the planner reports the job succeeded, the ground truth agrees (every box of
-the job in its bin) and the robot never fell.
+Checks the robot, scene and job files first (exit status 2 with the loader's message when one is
+wrong), then runs ``launch/factory_demo.launch.xml`` through optimus-launch (headless, lockstep: sim,
+whole-body controller, perception, task planner), watches it from a small rclpy node of its own in the
+stack's namespace (``task/status``, ``/clock``, controller status, and ``sim/`` ground truth for scoring
+only), reacting only to that namespace's nodes on the global ``/diagnostics``, prints progress, and
+writes ``runs/<UTC timestamp>/`` (summary.json, report.md, plots, camera snapshots, launch.log). When a
+launched process dies, the launch is stopped and that process's own error message is printed. Exit
+status 0 only when the planner reports the job succeeded, the ground truth agrees (every box of the job
+in its bin) and the robot never fell (:mod:`optimus_control.apps.evaluation`).
 
-    python -m optimus_control.demo [--job sort_by_colour] [--scene sorting_cell] [--seed 0] [--namespace r1]
+    python -m optimus_control.apps.demo [--job sort_by_colour] [--scene sorting_cell] [--seed 0] [--namespace r1]
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from optimus_control.apps.run_report import DemoRecording, write_demo_report
+from optimus_control.apps.evaluation import FallCriteria, base_tilt_rad
+from optimus_control.apps.preflight import load_run_inputs
+from optimus_control.apps.run_report import DemoRecording, write_run_report
+from optimus_control.apps.user_errors import EXIT_FAILED, reported_as
+from optimus_control.launch.process_errors import failures_in_launch_log, last_error
 from optimus_control.model import RobotModel, share_dir
 from optimus_control.nodes.names import resolve_name
-from optimus_control.planning import load_job
 
 JOB_ENTRY = "task_planner: job"
 SAMPLE_PERIOD_S = 0.1  # sim-time period of the CoM/CoP and hand-error samples
@@ -195,7 +200,7 @@ class DemoMonitor:
     def _on_truth_base(self, msg) -> None:
         p, o = msg.pose.position, msg.pose.orientation
         t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
-        tilt = float(np.degrees(np.arccos(np.clip(1.0 - 2.0 * (o.x * o.x + o.y * o.y), -1.0, 1.0))))
+        tilt = base_tilt_rad((o.x, o.y, o.z, o.w))
         with self.lock:
             if not self.rec.base_truth or t - self.rec.base_truth[-1][0] >= SAMPLE_PERIOD_S:
                 self.rec.base_truth.append((t, p.z, tilt))
@@ -258,29 +263,30 @@ class DemoMonitor:
 
 
 def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, domain_id: int,
-             quiet: bool = False, namespace: str = "") -> tuple[int, Path, dict]:
-    """Run one episode (the stack under ``namespace``, empty = the root); returns (exit status, run folder, summary)."""
-    robot = RobotModel.load()
-    job_spec = load_job(job)
-    folder = Path(runs_dir) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    n = 1
-    while folder.exists():
-        n += 1
-        folder = Path(runs_dir) / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{n}"
-    folder.mkdir(parents=True)
+             quiet: bool = False, namespace: str = "", robot_config: str = "optimus.yaml") -> tuple[int, Path, dict]:
+    """Run one episode (the stack under ``namespace``, empty = the root); returns (exit status, run folder, summary).
+
+    Raises ConfigError (before anything starts) when the robot, scene or job file is wrong.
+    """
+    inputs = load_run_inputs(robot_config, scene, job, seeds=[seed])
+    robot, job_spec = inputs.robot, inputs.job
+    folder = _new_run_folder(Path(runs_dir))
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
            "RMW_IMPLEMENTATION": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
            "ROS_LOG_DIR": str(folder / "ros_log")}
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION")})
     cmd = [sys.executable, "-m", "optimus_control.launch.cli", str(share_dir() / "launch" / "factory_demo.launch.xml"),
-           f"job:={job}", f"scene:={scene}", f"seed:={seed}", f"bus_name:=optimus_demo_{os.getpid()}",
-           f"report_dir:={folder / 'planner'}", f"namespace:={namespace}"]
-    print(f"factory demo: job '{job_spec.name}', scene '{scene}', seed {seed}; ROS_DOMAIN_ID={domain_id}; run folder {folder}")
+           f"robot_config:={robot_config}", f"job:={job}", f"scene:={scene}", f"seed:={seed}",
+           f"bus_name:=optimus_demo_{os.getpid()}", f"report_dir:={folder / 'planner'}", f"namespace:={namespace}"]
+    print(f"factory demo: job '{job_spec.name}', scene '{inputs.scene.name}', seed {seed}; ROS_DOMAIN_ID={domain_id}; "
+          f"run folder {folder}")
     monitor = DemoMonitor(domain_id, robot, job_spec, namespace)
     wall0 = time.monotonic()
-    log = open(folder / "launch.log", "w")
+    log_path = folder / "launch.log"
+    log = open(log_path, "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     sim_start = None
+    watch = _DeathWatch(log_path)
     try:
         while proc.poll() is None:
             time.sleep(1.0)
@@ -288,6 +294,10 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
             wall = time.monotonic() - wall0
             if values.get("state") == "running" and sim_start is None:
                 sim_start = sim_t
+            if watch.someone_died():
+                print("\na launched process died: stopping the launch", flush=True)
+                proc.send_signal(signal.SIGINT)
+                break
             if wall > timeout_s:
                 print(f"\nwall-time limit of {timeout_s:.0f} s reached: stopping the launch")
                 proc.send_signal(signal.SIGINT)
@@ -314,17 +324,68 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
     closer = threading.Thread(target=monitor.close, daemon=True)  # never let tearing down the observer hang a run
     closer.start()
     closer.join(timeout=10.0)
+    failure = _launch_failure(log_path, code)
     planner = _planner_summary(folder / "planner")
     elapsed = (planner or {}).get("times", {}).get("elapsed_s") or sim_t - (sim_start or 0.0)
-    run = {"job": job, "scene": scene, "seed": seed, "launch_exit_code": code, "sim_time_s": sim_t,
-           "job_sim_time_s": elapsed, "wall_time_s": wall_total, "domain_id": domain_id}
-    summary = write_demo_report(folder, job_spec, planner, monitor.rec, run)
+    run = {"job": job, "scene": scene, "seed": seed, "robot_config": robot_config, "launch_exit_code": code,
+           "sim_time_s": sim_t, "job_sim_time_s": elapsed, "wall_time_s": wall_total, "domain_id": domain_id,
+           "process_failures": failure}
+    summary = write_run_report(folder, job_spec, planner, monitor.rec, run, FallCriteria.for_robot(robot),
+                               failure=" / ".join(failure))
     m = summary["metrics"]
+    if failure:
+        print(f"\nFAILED; the launched processes' whole output is in {log_path}", flush=True)
+        for line in failure:
+            print(f"factory demo: error: {line}", file=sys.stderr, flush=True)
+        return EXIT_FAILED, folder, summary
     print(f"\n{summary['result']['state']}: {summary['result']['reason']}")
     print(f"ground truth: {m['boxes_in_right_bin_truth']}/{m['boxes_total_truth']} boxes in the right bin, "
           f"{m['falls']} falls; sim {sim_t:.1f} s, wall {wall_total:.1f} s; report {folder / 'report.md'}")
     ok = code == 0 and summary["demo_succeeded"]
-    return (0 if ok else 1), folder, summary
+    return (0 if ok else EXIT_FAILED), folder, summary
+
+
+def _new_run_folder(runs_dir: Path) -> Path:
+    """runs/<UTC timestamp>[_n]/, created."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    folder, n = runs_dir / stamp, 1
+    while folder.exists():
+        n += 1
+        folder = runs_dir / f"{stamp}_{n}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+class _DeathWatch:
+    """Reads the launch log as it grows and notices the launcher reporting a dead process."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset = path, 0
+
+    def someone_died(self) -> bool:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return False
+        complete = chunk.rfind(b"\n") + 1  # only whole lines: a report may be half written
+        self.offset += complete
+        return b"[optimus-launch]: process [" in chunk[:complete] and b"] has died [" in chunk[:complete]
+
+
+def _launch_failure(log_path: Path, code: int) -> list[str]:
+    """Each dead process's own error message, or the launcher's when it failed without one."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return [f"optimus-launch exited with code {code} and left no log"] if code else []
+    failures = failures_in_launch_log(lines)
+    if failures:
+        return [f.describe() for f in failures]
+    if code not in (0, -signal.SIGINT):
+        return [f"optimus-launch exited with code {code}: {' | '.join(last_error(lines))}"]
+    return []
 
 
 def _planner_summary(folder: Path) -> dict | None:
@@ -333,16 +394,20 @@ def _planner_summary(folder: Path) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m optimus_control.demo", description=__doc__.split("\n\n")[0])
+    prog = "python -m optimus_control.apps.demo"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--job", default="sort_by_colour", help="job name under config/jobs/ or a path")
     parser.add_argument("--scene", default="sorting_cell", help="scene name under config/scenes/ or a path")
+    parser.add_argument("--robot-config", default="optimus.yaml", help="robot config under config/ or a path")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs-dir", default="runs", type=Path)
     parser.add_argument("--timeout", type=float, default=3600.0, help="wall-time limit [s]")
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", DEFAULT_DOMAIN_ID)))
     parser.add_argument("--namespace", default="", help="ROS namespace of the stack (empty: the root namespace)")
     a = parser.parse_args(argv)
-    code, _, _ = run_demo(a.job, a.scene, a.seed, a.runs_dir, a.timeout, a.domain_id, namespace=a.namespace)
+    with reported_as(prog):
+        code, _, _ = run_demo(a.job, a.scene, a.seed, a.runs_dir, a.timeout, a.domain_id, namespace=a.namespace,
+                              robot_config=a.robot_config)
     sys.exit(code)
 
 

@@ -2,12 +2,16 @@
 
 The same libraries the nodes wrap (``SimWorld`` with a scene, the estimator and whole-body QP through
 :class:`LockstepRunner`, :class:`PerceptionPipeline` on rendered head-camera frames, the planner's
-:class:`TaskExecutive`), with the node parameter files of ``config/`` and the nodes' rates: QP 500 Hz,
-camera 10 Hz, behaviour tree 10 Hz. It exists to develop and evaluate planner and controller changes
-quickly and deterministically (many seeded episodes); the launcher path (``make factory-demo``) is the product.
-Ground truth is read only to score the episode.
+:class:`TaskExecutive`), with the node parameter files of ``config/`` and the nodes' timing: the QP at
+the controller's ``rate_hz`` with its references applied one update period after their state (as the
+node's loop holds them), the camera at the robot config's rate, the behaviour tree at 10 Hz. It exists
+to develop and evaluate planner and controller changes quickly and deterministically (many seeded
+episodes); the launcher path (``make demo``, :mod:`optimus_control.apps.demo`) is the product. Ground
+truth is read only to score the episode (:mod:`optimus_control.apps.evaluation`).
 
-    python -m optimus_control.lockstep_episode [--scene sorting_cell] [--job sort_by_colour] [--seeds 0 1 2] [--workers 2]
+    python -m optimus_control.apps.episode [--scene sorting_cell] [--job sort_by_colour] [--seeds 0 1 2] [--workers 2]
+
+Exit status: 0 when every episode succeeded by ground truth, 1 otherwise, 2 when a file is wrong.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import concurrent.futures
 import dataclasses
 import json
 import multiprocessing
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -24,10 +29,12 @@ import numpy as np
 import pinocchio as pin
 import yaml
 
+from optimus_control.apps.evaluation import FallCriteria, base_tilt_rad, evaluate_episode
+from optimus_control.apps.preflight import load_run_inputs
+from optimus_control.apps.user_errors import EXIT_FAILED, reported_as
 from optimus_control.control import ControllerState
 from optimus_control.control.lockstep_runner import LockstepRunner
 from optimus_control.control.wbc_settings import load_wbc_settings
-from optimus_control.apps.run_report import score_with_ground_truth
 from optimus_control.errors import GoalError
 from optimus_control.model import RobotModel
 from optimus_control.model.settings_schema import build, load_parameter_file
@@ -154,6 +161,7 @@ class EpisodeResult:
     boxes_total: int
     boxes_sorted_truth: int
     fell: bool
+    succeeded: bool  # by ground truth: the job succeeded, every box in its bin, no fall
     max_torque_ratio: float
     qp_failures: int
     events: list[str] = field(default_factory=list)
@@ -174,7 +182,7 @@ def _override(settings: TaskPlannerSettings, assignments: list[str]) -> TaskPlan
 def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, time_limit_s: float = 240.0,
                 verbose: bool = True, on_tick=None, planner_overrides: list[str] | None = None,
                 on_step=None) -> EpisodeResult:
-    """Run one episode to its end (or the time limit); returns what it measured.
+    """Run one episode to its end, a fall or the time limit; returns what it measured.
 
     ``on_tick(world, runner, executive, scene)`` runs after every behaviour-tree tick and ``on_step(world, scene)``
     before every physics step: hooks for tests that disturb the world (a push is physical contact too).
@@ -201,7 +209,9 @@ def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, ti
         dt = world.params.time_step_s
         camera_every = int(round(1.0 / (perception.rate_hz * dt)))
         tree_every = int(round(1.0 / (TREE_RATE_HZ * dt)))
-        started, logged, fell = False, 0, False
+        criteria = FallCriteria.for_robot(robot)
+        base_samples: list[tuple[float, float]] = []  # ground-truth pelvis (height m, tilt rad) at every tree tick
+        started, logged = False, 0
         joint_names = list(robot.joint_names)
         step = 0
         while world.time_s < time_limit_s:
@@ -209,7 +219,7 @@ def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, ti
                 on_step(world, scene)
             runner.step()
             step += 1
-            base, sensors = runner.base, runner._sensors
+            base, sensors = runner.base, runner.sensors
             if step % 10 == 0:
                 perception.add_state(sensors.time_s, joint_names, sensors.q, base.position_m, base.orientation_xyzw)
             if step % camera_every == 0:
@@ -226,30 +236,33 @@ def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, ti
                         print(f"  [{ev.t_s:7.2f}] {ev.step}: {ev.message}", flush=True)
                 logged = len(executive.record.events)
                 truth = world.ground_truth()
-                if truth.base_position[2] < 0.6:
-                    fell = True
+                base_samples.append((float(truth.base_position[2]), base_tilt_rad(truth.base_orientation_xyzw)))
+                if criteria.is_fallen(*base_samples[-1]):
                     break
                 if started and executive.record.finished:
                     break
         objects = world.ground_truth().objects  # scene object id -> (position, orientation)
-        truth = score_with_ground_truth(job, {o.name: (o.colour, list(objects[o.id][0])) for o in scene.objects})
-        good, total = sum(b["in_bin"] for b in truth), len(truth)
         rec = executive.record
+        evaluation = evaluate_episode(job, {o.name: (o.colour, objects[o.id][0]) for o in scene.objects}, base_samples,
+                                      rec.state == "succeeded", criteria)
         progress = job_progress(job, executive.world)
         if verbose:
             print(f"  planner: {progress}")
-        return EpisodeResult(seed, rec.state, rec.reason, world.time_s, time.perf_counter() - wall0, total, good, fell,
-                             runner.max_torque_ratio, runner.controller.qp_failures,
+        return EpisodeResult(seed, rec.state, rec.reason, world.time_s, time.perf_counter() - wall0,
+                             evaluation.boxes_total, evaluation.boxes_in_right_bin, evaluation.falls > 0,
+                             evaluation.succeeded, runner.max_torque_ratio, runner.controller.qp_failures,
                              [f"{e.t_s:.2f} {e.step}: {e.message}" for e in rec.events],
-                             {b.box_id: b.attempts for b in executive.world.boxes.values()}, truth)
+                             {b.box_id: b.attempts for b in executive.world.boxes.values()},
+                             [b.as_dict() for b in evaluation.boxes])
     finally:
         world.close()
 
 
 def _run_seed(args: tuple) -> EpisodeResult:
     """One seeded episode in a worker process (its own PyBullet client and model)."""
-    scene, job, seed, time_limit_s, verbose, overrides = args
-    return run_episode(RobotModel.load(), scene, job, seed, time_limit_s, verbose=verbose, planner_overrides=overrides)
+    robot_config, scene, job, seed, time_limit_s, verbose, overrides = args
+    return run_episode(RobotModel.load(robot_config), scene, job, seed, time_limit_s, verbose=verbose,
+                       planner_overrides=overrides)
 
 
 def summary_line(results: list[EpisodeResult]) -> str:
@@ -258,15 +271,18 @@ def summary_line(results: list[EpisodeResult]) -> str:
     good = sum(r.boxes_sorted_truth for r in results)
     sim, wall = sum(r.sim_time_s for r in results), sum(r.wall_time_s for r in results)
     return (f"{len(results)} episodes: {good}/{boxes} boxes in the right bin ({100.0 * good / max(boxes, 1):.1f} %), "
-            f"{sum(r.fell for r in results)} falls, {sum(r.state == 'succeeded' for r in results)} jobs succeeded, "
+            f"{sum(r.fell for r in results)} falls, {sum(r.state == 'succeeded' for r in results)} jobs succeeded "
+            f"({sum(r.succeeded for r in results)} by ground truth), "
             f"{60.0 * good / max(sim, 1e-9):.2f} boxes/min of sim time, wall/sim {wall / max(sim, 1e-9):.2f} "
             f"(in process, per worker)")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scene", default="sorting_cell")
-    parser.add_argument("--job", default="sort_by_colour")
+    prog = "python -m optimus_control.apps.episode"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--scene", default="sorting_cell", help="scene name under config/scenes/ or a path")
+    parser.add_argument("--job", default="sort_by_colour", help="job name under config/jobs/ or a path")
+    parser.add_argument("--robot-config", default="optimus.yaml", help="robot config under config/ or a path")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--time-limit", type=float, default=240.0)
     parser.add_argument("--workers", type=int, default=1, help="episodes run in parallel processes")
@@ -275,11 +291,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--planner-param", action="append", default=[], metavar="GROUP.KEY=VALUE",
                         help="override a task_planner parameter, e.g. grasp.lift_height_m=0.2")
     args = parser.parse_args(argv)
+    with reported_as(prog):
+        load_run_inputs(args.robot_config, args.scene, args.job, args.seeds)  # not in every worker
+        results = _run_all(args)
+    sys.exit(0 if results and all(r.succeeded for r in results) else EXIT_FAILED)
+
+
+def _run_all(args: argparse.Namespace) -> list[EpisodeResult]:
     verbose = not args.quiet and args.workers <= 1
     # Single-threaded numerics in the (spawned) episode processes: with threaded BLAS/OpenMP/OpenCV two runs
     # of one seed diverged under load; single-threaded they agree to the last digit.
     single_threaded_numerics()
-    jobs = [(args.scene, args.job, seed, args.time_limit, verbose, args.planner_param) for seed in args.seeds]
+    jobs = [(args.robot_config, args.scene, args.job, seed, args.time_limit, verbose, args.planner_param)
+            for seed in args.seeds]
     results = []
     with concurrent.futures.ProcessPoolExecutor(max(1, args.workers), mp_context=multiprocessing.get_context("spawn")) \
             as pool:
@@ -292,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump([dataclasses.asdict(r) for r in results], f, indent=1)
+    return results
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The factory demo's run folder: merged summary.json, report.md, matplotlib plots, camera snapshots.
 
-No ROS here: :mod:`optimus_control.demo` records the samples (``DemoRecording``) from topics and calls
-:func:`write_demo_report`. Ground truth (``/sim/...``) is used only to score the run (boxes in the
-right bins, falls), never fed back to the robot.
+No ROS here: :mod:`optimus_control.apps.demo` records the samples (``DemoRecording``) from topics and
+calls :func:`write_run_report`. Ground truth (``/sim/...``) only scores the run, through
+:mod:`optimus_control.apps.evaluation`; it never reaches the robot.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from optimus_control.apps.evaluation import FallCriteria, evaluate_episode
 from optimus_control.planning.job_spec import JobSpec
 from optimus_control.planning.report import render_markdown
-
-FALL_BASE_HEIGHT_M = 0.6  # ground-truth pelvis below this = fallen
-FALL_TILT_DEG = 30.0
 
 
 @dataclass
@@ -30,7 +28,7 @@ class DemoRecording:
     hand_error: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # hand -> (t, position error m)
     update_time_ms: list[float] = field(default_factory=list)  # controller update (QP) times from /diagnostics
     clock_wall_ms_per_sim_ms: list[float] = field(default_factory=list)  # wall time per 1 ms of sim time
-    base_truth: list[tuple[float, float, float]] = field(default_factory=list)  # t, pelvis height m, tilt deg
+    base_truth: list[tuple[float, float, float]] = field(default_factory=list)  # t, pelvis height m, tilt rad
     max_torque_ratio: dict[str, float] = field(default_factory=dict)  # joint -> max |tau| / effort limit
     max_torque_nm: dict[str, float] = field(default_factory=dict)
     controller: dict[str, str] = field(default_factory=dict)  # last whole_body_controller diagnostics values
@@ -38,44 +36,22 @@ class DemoRecording:
     snapshots: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (label, rgb image)
 
 
-def score_with_ground_truth(job: JobSpec, objects: dict[str, tuple[str, list[float]]]) -> list[dict[str, Any]]:
-    """Each ground-truth box of a job class: its target bin and whether it lies inside it."""
-    out = []
-    for name, (colour, xyz) in sorted(objects.items()):
-        rule = job.rule_for(colour)
-        if rule is None:
-            continue
-        spec = job.bins[rule.bin]
-        inside = False
-        if spec.position_m is not None and spec.size_m is not None:
-            centre, half = np.asarray(spec.position_m), 0.5 * np.asarray(spec.size_m)
-            d = np.abs(np.asarray(xyz) - centre)
-            inside = bool(d[0] <= half[0] and d[1] <= half[1] and xyz[2] <= centre[2] + half[2])
-        out.append({"name": name, "colour": colour, "bin": rule.bin, "in_bin": inside,
-                    "position_m": [round(float(v), 4) for v in xyz]})
-    return out
+def write_run_report(folder: Path, job: JobSpec, planner_summary: dict[str, Any] | None, rec: DemoRecording,
+                     run: dict[str, Any], criteria: FallCriteria, failure: str = "") -> dict[str, Any]:
+    """Write summary.json, report.md, plots and snapshots into ``folder``; returns the summary.
 
-
-def falls(rec: DemoRecording) -> int:
-    """Number of times the ground-truth pelvis went below the fall height or tilted past the limit."""
-    count, down = 0, False
-    for _, z, tilt in rec.base_truth:
-        fallen = z < FALL_BASE_HEIGHT_M or tilt > FALL_TILT_DEG
-        if fallen and not down:
-            count += 1
-        down = fallen
-    return count
-
-
-def write_demo_report(folder: Path, job: JobSpec, planner_summary: dict[str, Any] | None, rec: DemoRecording,
-                      run: dict[str, Any]) -> dict[str, Any]:
-    """Write summary.json, report.md, plots and snapshots into ``folder``; returns the summary."""
+    ``failure`` is what stopped the run early (a launched process's own error message), shown as the
+    result when the planner wrote no report.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    truth = score_with_ground_truth(job, rec.objects_truth)
+    planner_succeeded = bool(planner_summary and planner_summary["result"]["succeeded"])
+    evaluation = evaluate_episode(job, rec.objects_truth, [(z, tilt) for _, z, tilt in rec.base_truth],
+                                  planner_succeeded, criteria)
+    truth = [b.as_dict() for b in evaluation.boxes]
     metrics = {
-        "falls": falls(rec),
-        "boxes_in_right_bin_truth": sum(b["in_bin"] for b in truth),
-        "boxes_total_truth": len(truth),
+        "falls": evaluation.falls,
+        "boxes_in_right_bin_truth": evaluation.boxes_in_right_bin,
+        "boxes_total_truth": evaluation.boxes_total,
         "max_torque_ratio": max(rec.max_torque_ratio.values(), default=None),
         "max_torque_joint": max(rec.max_torque_ratio, key=rec.max_torque_ratio.get, default=None),
         "loop_deadline_misses": _int(rec.controller.get("loop_deadline_misses")),
@@ -92,16 +68,18 @@ def write_demo_report(folder: Path, job: JobSpec, planner_summary: dict[str, Any
         "job": {"name": job.name, "source": str(job.source), "kind": job.kind,
                 "max_attempts_per_box": job.constraints.max_attempts_per_box,
                 "time_limit_s": job.constraints.time_limit_s},
-        "result": {"state": "no report", "reason": "the planner wrote no report", "succeeded": False},
+        "result": {"state": "failed" if failure else "no report", "reason": failure or "the planner wrote no report",
+                   "succeeded": False},
         "times": {"start_s": None, "end_s": None, "elapsed_s": None, "wall_s": None, "boxes_per_minute": None},
         "boxes": {"total": 0, "sorted": 0, "skipped": 0, "failed": 0, "pending": 0},
         "per_box": [], "events": [], "metrics": {}}
     summary["metrics"] = {**summary.get("metrics", {}), **metrics}
     summary["max_torques_nm"] = {k: round(v, 2) for k, v in sorted(rec.max_torque_nm.items())}
     summary["ground_truth_boxes"] = truth
+    summary["fall_criteria"] = {"min_base_height_m": round(criteria.min_base_height_m, 4),
+                                "max_base_tilt_rad": round(criteria.max_base_tilt_rad, 4)}
     summary["run"] = run
-    summary["demo_succeeded"] = bool(summary["result"]["succeeded"] and metrics["falls"] == 0 and truth
-                                     and all(b["in_bin"] for b in truth))
+    summary["demo_succeeded"] = evaluation.succeeded
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
     plots = _plots(folder, rec)
     shots = _snapshots(folder, rec)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from optimus_control.control.whole_body_controller import WholeBodyController
 from optimus_control.errors import ConfigError
 from optimus_control.estimation import BaseState, FloatingBaseEstimator
 from optimus_control.model import RobotModel
+
+if TYPE_CHECKING:
+    from optimus_control.sim.world import RobotSensors
 
 
 class LockstepRunner:
@@ -66,6 +70,11 @@ class LockstepRunner:
             self.base = self.estimator.update(s.q, s.v, s.imu_orientation_xyzw, s.imu_angular_velocity,
                                               s.imu_linear_acceleration, s.foot_wrench, s.time_s)
         return self.base
+
+    @property
+    def sensors(self) -> RobotSensors | None:
+        """The robot's sensor readings of the current tick (what the estimator saw); None before start()."""
+        return self._sensors
 
     def full_state(self) -> tuple[np.ndarray, np.ndarray]:
         """Estimated full (q, v); joint values are the latest encoder readings unless frozen."""

@@ -5,8 +5,9 @@
     optimus-launch ./my.launch.xml --show-args
     optimus-launch sim.launch.xml --print        # resolve and show the command lines, start nothing
 
-Exit status: 0 on a clean run or a requested shutdown; 1 when a process with on_exit="shutdown"
-failed; 2 when the launch file or the command line is wrong (reported before anything starts).
+Exit status: 0 on a clean run or a requested shutdown; 1 when a launched process failed (exited
+non-zero without being asked to stop; its own error message is repeated at the end of the output);
+2 when the launch file or the command line is wrong (reported before anything starts).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="optimus-launch",
         description="Run a ROS 2 launch XML file (same files and arguments as `ros2 launch`).",
         epilog="A bare file name is looked up in the launch/ directory of optimus_control. Exit status: 0 "
-               "after a clean run or a requested shutdown, 1 when a process with on_exit=\"shutdown\" failed, "
-               "2 when the launch file or the command line is wrong (nothing is started then).",
+               "after a clean run or a requested shutdown, 1 when a launched process failed (its error message "
+               "is repeated at the end), 2 when the launch file or the command line is wrong (nothing is started "
+               "then).",
     )
     parser.add_argument("target", nargs="+", metavar="ARG",
                         help="a launch file path, a file name in optimus_control's launch/, or a package and a "
@@ -139,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     supervisor = Supervisor(interpreter.processes)
     for message in interpreter.messages:
         print(f"[INFO] [launch.user]: {message}", flush=True)
-    return supervisor.run()
+    code = supervisor.run()
+    for failure in supervisor.failures:
+        print(f"optimus-launch: error: {failure.describe()}", file=sys.stderr, flush=True)
+    return code
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Each child runs in its own process group (so a signal reaches its helpers too, a
 started survives the launch) and dies with the launcher (PR_SET_PDEATHSIG) if the launcher itself
 is killed. Shutdown (SIGINT/SIGTERM to the launcher, or the exit of an on_exit="shutdown" process)
 sends SIGINT to every running group, SIGTERM after the process's sigterm_timeout and SIGKILL after
-a further sigkill_timeout. Exit status: 0, or 1 when a process with on_exit="shutdown" failed (or
-could not be started).
+a further sigkill_timeout. Exit status: 0, or 1 when a process failed: it exited non-zero without
+being asked to stop, or an on_exit="shutdown" process could not be started. The failure's own message
+(its last error lines, see :mod:`optimus_control.launch.process_errors`) follows the launcher's report.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from optimus_control.launch.process_errors import ProcessFailure, last_error
 from optimus_control.launch.process_spec import ProcessSpec
 
 LAUNCHER = "optimus-launch"
 _PR_SET_PDEATHSIG = 1
+TAIL_LINES = 200  # output lines kept per process to find its error message when it dies
+READER_DRAIN_S = 1.0  # how long a dead process's last output may take to arrive
 
 
 def _load_prctl():
@@ -55,6 +60,8 @@ class _Running:
     returncode: int | None = None
     signalled: str = ""  # last signal sent during shutdown: "", "SIGINT", "SIGTERM", "SIGKILL"
     shutdown_started_s: float = 0.0
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))  # both streams, in arrival order
+    readers: list[threading.Thread] = field(default_factory=list)
 
 
 def default_log_dir() -> Path:
@@ -84,6 +91,7 @@ class Supervisor:
         self._shutting_down = False
         self._signal_seen = False  # set by the handler: stop starting further processes at once
         self.failed = False
+        self.failures: list[ProcessFailure] = []  # processes that died by themselves, in order
 
     # --- output --------------------------------------------------------------------------------
 
@@ -116,14 +124,16 @@ class Supervisor:
             return
         self.info(f"All log files can be found below {run_dir}")
 
-    def _pump(self, pipe, spec: ProcessSpec, is_stderr: bool) -> None:
+    def _pump(self, pipe, running: _Running, is_stderr: bool) -> None:
         """Copy one child stream line by line, each line prefixed with [label]."""
+        spec = running.spec
         screen = spec.output in ("screen", "both") or (spec.output == "log" and is_stderr)
         to_log = spec.output in ("log", "both")
         stream = self.stderr if is_stderr else self.stdout
         with pipe:
             for raw in iter(pipe.readline, b""):
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
+                running.tail.append(line)
                 self._emit(stream if screen else None, f"[{spec.label}] {line}\n", to_log)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -172,9 +182,10 @@ class Supervisor:
         self._running.append(running)
         self.info(f"process started [{spec.label}] with pid {popen.pid}")
         for pipe, is_stderr in ((popen.stdout, False), (popen.stderr, True)):
-            thread = threading.Thread(target=self._pump, args=(pipe, spec, is_stderr), daemon=True)
+            thread = threading.Thread(target=self._pump, args=(pipe, running, is_stderr), daemon=True)
             thread.start()
             self._readers.append(thread)
+            running.readers.append(thread)
         waiter = threading.Thread(target=lambda r=running: self._events.put(("exit", r, r.popen.wait())), daemon=True)
         waiter.start()
 
@@ -208,10 +219,22 @@ class Supervisor:
         else:
             self.info(f"process [{spec.label}] has died [pid {pid}, exit code {returncode}, cmd '{' '.join(spec.cmd)}']",
                       error=True)
+            self._record_failure(running, returncode)
         if spec.on_exit_shutdown and not self._shutting_down:
             if returncode != 0:
                 self.failed = True
             self._begin_shutdown(f"[{spec.label}] exited (on_exit=shutdown)")
+
+    def _record_failure(self, running: _Running, returncode: int) -> None:
+        """Keep the dead process's own error message and show it right under the launcher's report."""
+        deadline = time.monotonic() + READER_DRAIN_S
+        for thread in running.readers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        failure = ProcessFailure(running.spec.label, returncode, last_error(list(running.tail)))
+        self.failures.append(failure)
+        self.failed = True
+        for line in failure.message:
+            self.info(f"[{failure.label}] said: {line}", error=True)
 
     def _begin_shutdown(self, reason: str) -> None:
         self._shutting_down = True

@@ -1,0 +1,94 @@
+"""The error a launched process died with, read from its last output lines.
+
+A node that fails says why in its own words: an ``[ERROR]``/``[FATAL]`` log line, the last line of a
+Python traceback (``ConfigError: scene.yaml: boxes[0]: unknown key ...``) or a plain message printed
+just before it exits. The launcher and the demo show that message on the console instead of leaving it
+inside a long log; the traceback frames are dropped (they point at code, not at the user's mistake).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+_ROS_LOG = re.compile(r"^\[(DEBUG|INFO|WARN|ERROR|FATAL)\] \[[^\]]*\] \[[^\]]*\]: ?(.*)$")
+_TRACEBACK = "Traceback (most recent call last):"
+_CHAINED = ("The above exception was the direct cause", "During handling of the above exception")
+_NOT_THE_CAUSE = ("KeyboardInterrupt", "SystemExit")  # how a process is stopped, not why it failed
+_DIED = re.compile(r"^\[ERROR\] \[optimus-launch\]: process \[([^\]]+)\] has died \[pid \d+, exit code (-?\d+)")
+MAX_MESSAGE_LINES = 3
+
+
+@dataclass(frozen=True)
+class ProcessFailure:
+    """A launched process that exited non-zero by itself, and the message it gave."""
+
+    label: str
+    exit_code: int
+    message: tuple[str, ...]
+
+    def describe(self) -> str:
+        why = " | ".join(self.message) if self.message else "(it printed nothing)"
+        return f"[{self.label}] exited with code {self.exit_code}: {why}"
+
+
+def last_error(lines: Sequence[str], max_lines: int = MAX_MESSAGE_LINES) -> tuple[str, ...]:
+    """The process's own error message from its output, oldest first, at most ``max_lines``.
+
+    ERROR/FATAL log lines and the exception line of each traceback count, and so does a plain line when
+    it is the last thing the process printed (a node's "sim: <reason>" before it exits); when there is
+    none of these, the last non-empty line.
+    """
+    events: list[tuple[bool, str]] = []  # (is an error, text), in output order
+    in_traceback = False
+    for raw in lines:
+        line = raw.rstrip()
+        if not line.strip():
+            continue
+        if line.startswith(_TRACEBACK):
+            in_traceback = True
+        elif in_traceback:
+            if not line[0].isspace():  # past the frames: the exception line
+                in_traceback = False
+                name, message = _split_exception(line)
+                if name not in _NOT_THE_CAUSE:
+                    events.append((True, f"{name}: {message}" if message else name))
+        elif line.startswith(_CHAINED):
+            continue
+        elif match := _ROS_LOG.match(line):
+            if match.group(1) in ("ERROR", "FATAL"):
+                events.append((True, match.group(2)))
+        else:
+            events.append((False, line.strip()))
+    found = [text for is_error, text in events if is_error]
+    if events and not events[-1][0]:
+        found.append(events[-1][1])
+    if not found:
+        found = [raw.strip() for raw in lines if raw.strip()][-1:]
+    return tuple(list(dict.fromkeys(found))[-max_lines:])
+
+
+def _split_exception(line: str) -> tuple[str, str]:
+    """(class name without its module, message) of a traceback's last line."""
+    head, _, message = line.partition(": ")
+    if " " in head:  # not "module.Class: message"
+        return line.strip(), ""
+    return head.rsplit(".", 1)[-1], message.strip()
+
+
+def failures_in_launch_log(log_lines: Iterable[str]) -> list[ProcessFailure]:
+    """The processes optimus-launch reported dead in its output, each with its own last error message."""
+    output: dict[str, list[str]] = {}
+    failures: list[ProcessFailure] = []
+    for raw in log_lines:
+        line = raw.rstrip("\n")
+        match = _DIED.match(line)
+        if match:
+            label = match.group(1)
+            failures.append(ProcessFailure(label, int(match.group(2)), last_error(output.get(label, []))))
+            continue
+        if line.startswith("[") and "] " in line:
+            label, _, text = line[1:].partition("] ")
+            output.setdefault(label, []).append(text)
+    return failures

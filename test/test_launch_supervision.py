@@ -67,7 +67,7 @@ def test_clean_exit_of_on_exit_shutdown_process_ends_launch_with_success(tmp_pat
     assert_gone(launcher.pids("steady") + launcher.pids("job"))
 
 
-def test_crash_without_on_exit_does_not_stop_the_launch(tmp_path, env):
+def test_crash_without_on_exit_does_not_stop_the_launch_but_fails_it(tmp_path, env):
     path = write(tmp_path, """\
         <node pkg="fixture_pkg" exec="worker" name="flaky" output="screen" args="--exit-after 0 --code 5"/>
         <node pkg="fixture_pkg" exec="worker" name="steady" output="screen"/>
@@ -77,8 +77,23 @@ def test_crash_without_on_exit_does_not_stop_the_launch(tmp_path, env):
     launcher.wait_for("[steady] READY")
     assert launcher.proc.poll() is None, launcher.transcript()
     launcher.proc.send_signal(signal.SIGINT)
-    assert launcher.finish() == 0, launcher.transcript()
+    assert launcher.finish() == 1, launcher.transcript()
+    assert launcher.stderr[-1] == "optimus-launch: error: [flaky] exited with code 5: EXITING 5", launcher.transcript()
     assert_gone(launcher.pids("steady"))
+
+
+def test_a_dead_process_s_own_error_is_repeated_without_its_traceback(tmp_path, env):
+    path = write(tmp_path, """\
+        <node pkg="fixture_pkg" exec="worker" name="steady" output="screen"/>
+        <node pkg="fixture_pkg" exec="worker" name="broken" output="screen" on_exit="shutdown"
+              args="--fail-with 'scene.yaml: boxes[0]: unknown key min_gapp'"/>
+    """)
+    launcher = Launcher(path, env)
+    assert launcher.finish() == 1, launcher.transcript()
+    message = "RuntimeError: scene.yaml: boxes[0]: unknown key min_gapp"
+    assert f"[ERROR] [optimus-launch]: [broken] said: {message}" in launcher.stderr, launcher.transcript()
+    assert launcher.stderr[-1] == f"optimus-launch: error: [broken] exited with code 1: {message}", launcher.transcript()
+    assert_gone(launcher.pids("steady") + launcher.pids("broken"))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -12,6 +12,7 @@ Options (before any --ros-args):
   --lines N              print N numbered lines 'line <i>' on stdout, and 'err line' on stderr
   --touch-when-ready F   create file F once set up (lets another fixture wait for this one)
   --wait-for-file F      before starting the --exit-after timer, wait until file F exists
+  --fail-with TEXT       once ready, log an INFO line and fail with an uncaught RuntimeError(TEXT)
 Always prints 'PID <pid>' first and 'READY' once set up; 'GOT SIGINT' / 'GOT SIGTERM' on signals.
 """
 
@@ -38,6 +39,7 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=0)
     parser.add_argument("--touch-when-ready")
     parser.add_argument("--wait-for-file")
+    parser.add_argument("--fail-with")
     opts = parser.parse_args(own)
     print(f"PID {os.getpid()}", flush=True)
     if opts.print_argv:
@@ -64,6 +66,9 @@ def main() -> int:
     print("READY", flush=True)
     if opts.touch_when_ready:
         open(opts.touch_when_ready, "w").close()
+    if opts.fail_with:
+        print("[INFO] [1700000000.000000000] [worker]: about to fail", flush=True)
+        raise RuntimeError(opts.fail_with)
     while opts.wait_for_file and not os.path.exists(opts.wait_for_file):
         time.sleep(0.05)
     deadline = None if opts.exit_after is None else time.monotonic() + opts.exit_after

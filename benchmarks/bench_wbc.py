@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pinocchio as pin
 
+from optimus_control.apps.evaluation import FallCriteria, base_tilt_rad, count_falls
 from optimus_control.control import QpSolver, WbcSettings, WholeBodyController
 from optimus_control.control.lockstep_runner import LockstepRunner
 from optimus_control.model import RobotModel
@@ -125,13 +126,16 @@ def long_balance(robot: RobotModel, duration_s: float = 300.0) -> None:
     world = SimWorld(robot)
     runner = LockstepRunner(world, robot)
     runner.start()
-    heights, com_errors = [], []
+    heights, tilts, com_errors = [], [], []
     for _ in range(int(duration_s)):
         runner.run(1.0)
-        heights.append(world.ground_truth().base_position[2])
+        truth = world.ground_truth()
+        heights.append(truth.base_position[2])
+        tilts.append(base_tilt_rad(truth.base_orientation_xyzw))
         com_errors.append(runner.controller.tasks["com"].error_norm())
     state = runner.controller.status().state.value
-    print(f"  {duration_s:.0f} s balance: state {state}, base height range {1e3 * np.ptp(heights):.2f} mm, "
+    falls = count_falls(zip(heights, tilts), FallCriteria.for_robot(robot))
+    print(f"  {duration_s:.0f} s balance: state {state}, {falls} falls, base height range {1e3 * np.ptp(heights):.2f} mm, "
           f"max CoM error {1e3 * max(com_errors):.2f} mm")
     world.close()
 

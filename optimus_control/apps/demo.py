@@ -70,7 +70,7 @@ class DemoMonitor:
         self._data = robot.model.createData()
         self.context = rclpy.Context()
         # No process-wide ROS logging for this observer: finalising it at close() can block forever
-        # (rclpy_logging_fini waiting on the logging lock), which hung a run after the launch had ended.
+        # (rclpy_logging_fini waiting on the logging lock) once the launch has ended.
         self.context.init(domain_id=domain_id, initialize_logging=False)
         self.node = rclpy.create_node("factory_demo_monitor", namespace=self.namespace, context=self.context)
         self._subscribe()

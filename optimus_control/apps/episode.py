@@ -20,6 +20,7 @@ import argparse
 import concurrent.futures
 import dataclasses
 import json
+import math
 import multiprocessing
 import sys
 import time
@@ -164,6 +165,8 @@ class EpisodeResult:
     succeeded: bool  # by ground truth: the job succeeded, every box in its bin, no fall
     max_torque_ratio: float
     qp_failures: int
+    min_base_height_m: float  # ground-truth pelvis over the episode: the margins to the fall criteria
+    max_base_tilt_rad: float
     events: list[str] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)  # planner box id -> grasp attempts
     truth: list[dict] = field(default_factory=list)  # per ground-truth box: colour, bin, in_bin, position
@@ -251,6 +254,7 @@ def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, ti
         return EpisodeResult(seed, rec.state, rec.reason, world.time_s, time.perf_counter() - wall0,
                              evaluation.boxes_total, evaluation.boxes_in_right_bin, evaluation.falls > 0,
                              evaluation.succeeded, runner.max_torque_ratio, runner.controller.qp_failures,
+                             evaluation.min_base_height_m or 0.0, evaluation.max_base_tilt_rad or 0.0,
                              [f"{e.t_s:.2f} {e.step}: {e.message}" for e in rec.events],
                              {b.box_id: b.attempts for b in executive.world.boxes.values()},
                              [b.as_dict() for b in evaluation.boxes])
@@ -311,7 +315,8 @@ def _run_all(args: argparse.Namespace) -> list[EpisodeResult]:
             results.append(r)
             print(f"seed {r.seed}: {r.state} ({r.reason}); truth {r.boxes_sorted_truth}/{r.boxes_total} in the right bin, "
                   f"fell {r.fell}, sim {r.sim_time_s:.1f} s, wall {r.wall_time_s:.1f} s, {r.boxes_per_min:.2f} boxes/min, "
-                  f"max torque ratio {r.max_torque_ratio:.2f}, QP failures {r.qp_failures}", flush=True)
+                  f"max torque ratio {r.max_torque_ratio:.2f}, QP failures {r.qp_failures}, "
+                  f"pelvis min {r.min_base_height_m:.3f} m, max tilt {math.degrees(r.max_base_tilt_rad):.1f} deg", flush=True)
     print(summary_line(results), flush=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -24,9 +24,10 @@ from optimus_control.model import RobotModel
 from optimus_control.planning.job_spec import BinSpec, JobSpec
 
 # A fall threshold in metres would be wrong for a shorter or taller robot: it scales with the standing pelvis
-# height (0.98 m for Optimus, so 0.59 m). A crouch to pick stays well above it; a robot on its knees does not.
+# height (0.98 m for Optimus, so 0.59 m). Sorting keeps the pelvis far above it (0.95 m at the lowest in a
+# 2-box episode); a robot on its knees or its back is below it.
 FALL_BASE_HEIGHT_FRACTION = 0.6  # [1] of the standing pelvis height
-# Leaning over a conveyor or a bin stays well inside this; past it the robot is toppling.
+# Sorting tilts the pelvis by a few degrees (2.6 deg at most in the same episode); past this it is toppling.
 FALL_TILT_RAD = math.radians(30.0)  # [rad] angle between the pelvis z axis and the world's vertical
 
 
@@ -125,6 +126,8 @@ class EpisodeEvaluation:
     boxes: tuple[BoxOutcome, ...]
     falls: int
     job_succeeded: bool
+    min_base_height_m: float | None = None  # lowest pelvis over the samples: the margin to the fall height
+    max_base_tilt_rad: float | None = None
 
     @property
     def boxes_total(self) -> int:
@@ -145,4 +148,6 @@ def evaluate_episode(job: JobSpec, objects: Mapping[str, tuple[str, Sequence[flo
                      base_samples: Iterable[tuple[float, float]], job_succeeded: bool,
                      criteria: FallCriteria) -> EpisodeEvaluation:
     """Score an episode from its final ground-truth boxes and its pelvis (height [m], tilt [rad]) samples."""
-    return EpisodeEvaluation(tuple(score_boxes(job, objects)), count_falls(base_samples, criteria), bool(job_succeeded))
+    samples = list(base_samples)
+    return EpisodeEvaluation(tuple(score_boxes(job, objects)), count_falls(samples, criteria), bool(job_succeeded),
+                             min((h for h, _ in samples), default=None), max((t for _, t in samples), default=None))

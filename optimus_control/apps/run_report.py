@@ -52,6 +52,8 @@ def write_run_report(folder: Path, job: JobSpec, planner_summary: dict[str, Any]
         "falls": evaluation.falls,
         "boxes_in_right_bin_truth": evaluation.boxes_in_right_bin,
         "boxes_total_truth": evaluation.boxes_total,
+        "min_base_height_m_truth": evaluation.min_base_height_m,
+        "max_base_tilt_rad_truth": evaluation.max_base_tilt_rad,
         "max_torque_ratio": max(rec.max_torque_ratio.values(), default=None),
         "max_torque_joint": max(rec.max_torque_ratio, key=rec.max_torque_ratio.get, default=None),
         "loop_deadline_misses": _int(rec.controller.get("loop_deadline_misses")),

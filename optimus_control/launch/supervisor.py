@@ -133,7 +133,8 @@ class Supervisor:
         with pipe:
             for raw in iter(pipe.readline, b""):
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
-                running.tail.append(line)
+                with self._write_lock:
+                    running.tail.append(line)
                 self._emit(stream if screen else None, f"[{spec.label}] {line}\n", to_log)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -230,7 +231,9 @@ class Supervisor:
         deadline = time.monotonic() + READER_DRAIN_S
         for thread in running.readers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        failure = ProcessFailure(running.spec.label, returncode, last_error(list(running.tail)))
+        with self._write_lock:  # a helper of the process may still be writing to its pipes
+            tail = list(running.tail)
+        failure = ProcessFailure(running.spec.label, returncode, last_error(tail))
         self.failures.append(failure)
         self.failed = True
         for line in failure.message:

@@ -36,9 +36,10 @@ class ProcessFailure:
 def last_error(lines: Sequence[str], max_lines: int = MAX_MESSAGE_LINES) -> tuple[str, ...]:
     """The process's own error message from its output, oldest first, at most ``max_lines``.
 
-    ERROR/FATAL log lines and the exception line of each traceback count, and so does a plain line when
-    it is the last thing the process printed (a node's "sim: <reason>" before it exits); when there is
-    none of these, the last non-empty line.
+    ERROR/FATAL log lines and the exception line of each traceback count; without any, the last plain
+    line (a node's "sim: <reason>" printed before it exits), else the last non-empty line. Plain lines do
+    not compete with errors: stdout and stderr arrive through separate pipes, so a plain line printed
+    before a traceback may be read after it.
     """
     events: list[tuple[bool, str]] = []  # (is an error, text), in output order
     in_traceback = False
@@ -61,9 +62,7 @@ def last_error(lines: Sequence[str], max_lines: int = MAX_MESSAGE_LINES) -> tupl
                 events.append((True, match.group(2)))
         else:
             events.append((False, line.strip()))
-    found = [text for is_error, text in events if is_error]
-    if events and not events[-1][0]:
-        found.append(events[-1][1])
+    found = [text for is_error, text in events if is_error] or [text for _, text in events][-1:]
     if not found:
         found = [raw.strip() for raw in lines if raw.strip()][-1:]
     return tuple(list(dict.fromkeys(found))[-max_lines:])

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from optimus_control.launch.process_errors import ProcessFailure, failures_in_launch_log, last_error
+from optimus_control.launch.process_errors import (
+    LaunchLogWatch,
+    ProcessFailure,
+    failures_in_launch_log,
+    last_error,
+    launch_failure_messages,
+)
 
 SIM_TYPO = ("sim: /tmp/scene.yaml: boxes[0] 'box_left': unknown key 'min_gapp' (did you mean 'min_gap'?); "
             "valid keys: ['colours', 'min_gap']")
@@ -27,6 +33,11 @@ LAUNCH_LOG = f"""\
 
 def test_a_plain_message_printed_before_exiting_is_the_error():
     assert last_error(["pybullet build time: Jan 29 2025", SIM_TYPO]) == (SIM_TYPO,)
+
+
+def test_an_exception_wins_over_a_plain_line_read_after_it_from_the_other_pipe():
+    lines = ["Traceback (most recent call last):", '  File "x.py", line 1', "RuntimeError: no bus", "READY"]
+    assert last_error(lines) == ("RuntimeError: no bus",)
 
 
 def test_a_traceback_gives_its_exception_line_without_module_or_frames():
@@ -79,3 +90,34 @@ def test_launch_log_gives_each_dead_process_with_its_own_message():
 
 def test_a_clean_launch_log_has_no_failures():
     assert failures_in_launch_log(line for line in LAUNCH_LOG if "has died" not in line) == []
+
+
+def test_the_demo_s_view_of_a_launch_from_its_output_file(tmp_path):
+    log = tmp_path / "launch.log"
+    log.write_text("\n".join(LAUNCH_LOG) + "\n")
+    assert launch_failure_messages(log, 1) == [f"[sim] exited with code 2: {SIM_TYPO}"]
+    log.write_text("optimus-launch: error: no launch file 'factory.launch.xml' (did you mean 'factory_demo.launch.xml'?)\n")
+    assert launch_failure_messages(log, 2) == [
+        "optimus-launch exited with code 2: optimus-launch: error: no launch file 'factory.launch.xml' "
+        "(did you mean 'factory_demo.launch.xml'?)"]
+    log.write_text("[INFO] [optimus-launch]: process [task_planner] has finished cleanly [pid 7]\n")
+    assert launch_failure_messages(log, 0) == []
+    assert launch_failure_messages(tmp_path / "missing.log", 1) == ["optimus-launch exited with code 1 and left no output"]
+
+
+def test_the_watch_sees_a_death_report_once_its_line_is_complete(tmp_path):
+    log = tmp_path / "launch.log"
+    watch = LaunchLogWatch(log)
+    assert not watch.someone_died()  # no file yet
+    died = next(line for line in LAUNCH_LOG if "has died" in line)
+    with open(log, "w") as f:
+        f.write("\n".join(LAUNCH_LOG[:5]) + "\n")
+        f.flush()
+        assert not watch.someone_died()
+        f.write(died[:40])
+        f.flush()
+        assert not watch.someone_died()
+        f.write(died[40:] + "\n")
+        f.flush()
+        assert watch.someone_died()
+        assert not watch.someone_died()  # read once

@@ -31,7 +31,7 @@ from optimus_control.apps.evaluation import FallCriteria, base_tilt_rad
 from optimus_control.apps.preflight import load_run_inputs
 from optimus_control.apps.run_report import DemoRecording, write_run_report
 from optimus_control.apps.user_errors import EXIT_FAILED, reported_as
-from optimus_control.launch.process_errors import failures_in_launch_log, last_error
+from optimus_control.launch.process_errors import LaunchLogWatch, launch_failure_messages
 from optimus_control.model import RobotModel, share_dir
 from optimus_control.nodes.names import resolve_name
 
@@ -286,7 +286,7 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     sim_start = None
-    watch = _DeathWatch(log_path)
+    watch = LaunchLogWatch(log_path)
     try:
         while proc.poll() is None:
             time.sleep(1.0)
@@ -324,7 +324,7 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
     closer = threading.Thread(target=monitor.close, daemon=True)  # never let tearing down the observer hang a run
     closer.start()
     closer.join(timeout=10.0)
-    failure = _launch_failure(log_path, code)
+    failure = launch_failure_messages(log_path, code)
     planner = _planner_summary(folder / "planner")
     elapsed = (planner or {}).get("times", {}).get("elapsed_s") or sim_t - (sim_start or 0.0)
     run = {"job": job, "scene": scene, "seed": seed, "robot_config": robot_config, "launch_exit_code": code,
@@ -354,38 +354,6 @@ def _new_run_folder(runs_dir: Path) -> Path:
         folder = runs_dir / f"{stamp}_{n}"
     folder.mkdir(parents=True)
     return folder
-
-
-class _DeathWatch:
-    """Reads the launch log as it grows and notices the launcher reporting a dead process."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset = path, 0
-
-    def someone_died(self) -> bool:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except OSError:
-            return False
-        complete = chunk.rfind(b"\n") + 1  # only whole lines: a report may be half written
-        self.offset += complete
-        return b"[optimus-launch]: process [" in chunk[:complete] and b"] has died [" in chunk[:complete]
-
-
-def _launch_failure(log_path: Path, code: int) -> list[str]:
-    """Each dead process's own error message, or the launcher's when it failed without one."""
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return [f"optimus-launch exited with code {code} and left no log"] if code else []
-    failures = failures_in_launch_log(lines)
-    if failures:
-        return [f.describe() for f in failures]
-    if code not in (0, -signal.SIGINT):
-        return [f"optimus-launch exited with code {code}: {' | '.join(last_error(lines))}"]
-    return []
 
 
 def _planner_summary(folder: Path) -> dict | None:

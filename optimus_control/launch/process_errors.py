@@ -9,8 +9,10 @@ inside a long log; the traceback frames are dropped (they point at code, not at 
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 _ROS_LOG = re.compile(r"^\[(DEBUG|INFO|WARN|ERROR|FATAL)\] \[[^\]]*\] \[[^\]]*\]: ?(.*)$")
 _TRACEBACK = "Traceback (most recent call last):"
@@ -91,3 +93,36 @@ def failures_in_launch_log(log_lines: Iterable[str]) -> list[ProcessFailure]:
             label, _, text = line[1:].partition("] ")
             output.setdefault(label, []).append(text)
     return failures
+
+
+def launch_failure_messages(log_path: Path, exit_code: int) -> list[str]:
+    """What made a launch fail, from the launcher's output saved in ``log_path``: each dead process with its
+    own message, else the launcher's own last error when it exited non-zero; empty after a clean run."""
+    try:
+        lines = Path(log_path).read_text(errors="replace").splitlines()
+    except OSError:
+        return [f"optimus-launch exited with code {exit_code} and left no output"] if exit_code else []
+    failures = failures_in_launch_log(lines)
+    if failures:
+        return [f.describe() for f in failures]
+    if exit_code not in (0, -signal.SIGINT):
+        return [f"optimus-launch exited with code {exit_code}: {' | '.join(last_error(lines))}"]
+    return []
+
+
+class LaunchLogWatch:
+    """Follows the launcher's output file as it grows and notices the launcher reporting a dead process."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset = Path(path), 0
+
+    def someone_died(self) -> bool:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return False
+        complete = chunk[:chunk.rfind(b"\n") + 1]  # whole lines only: the last one may be half written
+        self.offset += len(complete)
+        return any(_DIED.match(line) for line in complete.decode("utf-8", errors="replace").splitlines())

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pinocchio as pin
-import yaml
 
 from optimus_control.apps.evaluation import FallCriteria, base_tilt_rad, evaluate_episode
 from optimus_control.apps.preflight import load_run_inputs
@@ -39,6 +38,7 @@ from optimus_control.control.wbc_settings import load_wbc_settings
 from optimus_control.errors import GoalError
 from optimus_control.model import RobotModel
 from optimus_control.model.settings_schema import build, load_parameter_file
+from optimus_control.model.yaml_reader import parse_yaml
 from optimus_control.numerics import single_threaded_numerics
 from optimus_control.perception import PerceptionParams, PinholeCamera
 from optimus_control.perception.params import PerceptionNodeSettings
@@ -178,7 +178,8 @@ class EpisodeResult:
 
 def _override(settings: TaskPlannerSettings, assignments: list[str]) -> TaskPlannerSettings:
     """``group.key=value`` (YAML value) assignments, checked like the node's parameters."""
-    values = {key: yaml.safe_load(text) for key, _, text in (item.partition("=") for item in assignments)}
+    values = {key: parse_yaml(text, f"--planner-param {key}")
+              for key, _, text in (item.partition("=") for item in assignments)}
     return build(TaskPlannerSettings, values, "planner overrides", settings)
 
 
@@ -297,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with reported_as(prog):
         load_run_inputs(args.robot_config, args.scene, args.job, args.seeds)  # not in every worker
+        _override(load_parameter_file(TaskPlannerSettings, "task_planner.yaml", "task_planner"), args.planner_param)
         results = _run_all(args)
     sys.exit(0 if results and all(r.succeeded for r in results) else EXIT_FAILED)
 

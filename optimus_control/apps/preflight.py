@@ -3,7 +3,7 @@
 The factory demo would otherwise start four processes and learn about a misspelt scene key from the
 sim's log; the episode runner would learn it in a worker process. Both load the robot, the scene and
 the job here exactly as the nodes will (the job against the object classes of the planner's parameter
-file), parse the nodes' parameter files, and place the scene's boxes for the run's seed in a headless
+file), load each node's parameter file with the node's own schema, and place the scene's boxes for the run's seed in a headless
 PyBullet world (a quarter of a second; boxes that do not fit are only found by placing them).
 """
 
@@ -14,15 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from optimus_control.apps.evaluation import scorable_bins
+from optimus_control.control.wbc_settings import load_wbc_settings
 from optimus_control.model import RobotModel
-from optimus_control.model.parameter_file import node_parameters
+from optimus_control.model.settings_schema import load_parameter_file
+from optimus_control.perception.params import PerceptionNodeSettings
 from optimus_control.planning import load_job
 from optimus_control.planning.job_spec import JobSpec
+from optimus_control.planning.node_settings import TaskPlannerSettings
+from optimus_control.sim.runner import SimSettings
 from optimus_control.sim.scene_builder import build_scene
 from optimus_control.sim.scene_spec import SceneSpec, load_scene
 from optimus_control.sim.world import SimWorld
-
-NODES = ("sim", "whole_body_controller", "perception", "task_planner")  # each reads config/<node>.yaml
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,13 @@ def load_run_inputs(robot_config: str | os.PathLike, scene: str | os.PathLike, j
     another OptimusError) on the first mistake."""
     robot = RobotModel.load(robot_config)
     scene_spec = load_scene(scene)
+    load_parameter_file(SimSettings, "sim.yaml", "sim")
+    load_wbc_settings()
+    load_parameter_file(PerceptionNodeSettings, "perception.yaml", "perception")
+    planner = load_parameter_file(TaskPlannerSettings, "task_planner.yaml", "task_planner")
+    job_spec = load_job(job, planner.object_classes)
+    scorable_bins(job_spec)
     for seed in seeds:
         with SimWorld(robot) as world:
             build_scene(world, scene_spec, seed)
-    parameters = {node: node_parameters(f"{node}.yaml", node)[0] for node in NODES}
-    job_spec = load_job(job, parameters["task_planner"].get("object_classes"))
-    scorable_bins(job_spec)
     return RunInputs(robot, scene_spec, job_spec)

@@ -35,8 +35,22 @@ def test_a_plain_message_printed_before_exiting_is_the_error():
     assert last_error(["pybullet build time: Jan 29 2025", SIM_TYPO]) == (SIM_TYPO,)
 
 
-def test_an_exception_wins_over_a_plain_line_read_after_it_from_the_other_pipe():
-    lines = ["Traceback (most recent call last):", '  File "x.py", line 1', "RuntimeError: no bus", "READY"]
+def test_each_stream_is_read_on_its_own_and_errors_win_over_plain_lines():
+    stderr = ["Traceback (most recent call last):", '  File "x.py", line 1', "    main()", "RuntimeError: no bus"]
+    stdout = ["PID 7", "READY"]
+    assert last_error(stderr, stdout) == ("RuntimeError: no bus",)
+    assert last_error(["task_planner: bad job"], ["READY"]) == ("task_planner: bad job",)  # stderr's words first
+    assert last_error([], ["pybullet build time: 2025", SIM_TYPO]) == (SIM_TYPO,)
+
+
+def test_a_node_s_fatal_message_counts_even_when_a_buffered_line_arrives_after_it():
+    stdout = [SIM_TYPO, "pybullet build time: Jan 29 2025 23:17:20"]  # pybullet's C stdio flushed at exit
+    assert last_error([], stdout, name="sim") == (SIM_TYPO,)
+    assert last_error([], stdout) == ("pybullet build time: Jan 29 2025 23:17:20",)
+
+
+def test_a_plain_line_inside_a_traceback_does_not_pass_for_its_exception():
+    lines = ["Traceback (most recent call last):", "READY", '  File "x.py", line 1', "RuntimeError: no bus"]
     assert last_error(lines) == ("RuntimeError: no bus",)
 
 
@@ -86,6 +100,11 @@ def test_launch_log_gives_each_dead_process_with_its_own_message():
     failures = failures_in_launch_log(LAUNCH_LOG)
     assert failures == [ProcessFailure("sim", 2, (SIM_TYPO,))]
     assert failures[0].describe() == f"[sim] exited with code 2: {SIM_TYPO}"
+
+
+def test_the_launcher_s_own_reading_of_a_dead_process_is_preferred():
+    log = [*LAUNCH_LOG[:6], "[ERROR] [optimus-launch]: [sim] said: RuntimeError: bus closed", *LAUNCH_LOG[6:]]
+    assert failures_in_launch_log(log) == [ProcessFailure("sim", 2, ("RuntimeError: bus closed",))]
 
 
 def test_a_clean_launch_log_has_no_failures():

@@ -11,14 +11,17 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 _ROS_LOG = re.compile(r"^\[(DEBUG|INFO|WARN|ERROR|FATAL)\] \[[^\]]*\] \[[^\]]*\]: ?(.*)$")
 _TRACEBACK = "Traceback (most recent call last):"
 _CHAINED = ("The above exception was the direct cause", "During handling of the above exception")
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_]\w*\.)*([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Iteration|Warning|Fault|Failure))"
+                        r"(?:: (.*))?$")
 _NOT_THE_CAUSE = ("KeyboardInterrupt", "SystemExit")  # how a process is stopped, not why it failed
 _DIED = re.compile(r"^\[ERROR\] \[optimus-launch\]: process \[([^\]]+)\] has died \[pid \d+, exit code (-?\d+)")
+_SAID = re.compile(r"^\[ERROR\] \[optimus-launch\]: \[([^\]]+)\] said: (.*)$")
 MAX_MESSAGE_LINES = 3
 
 
@@ -35,15 +38,32 @@ class ProcessFailure:
         return f"[{self.label}] exited with code {self.exit_code}: {why}"
 
 
-def last_error(lines: Sequence[str], max_lines: int = MAX_MESSAGE_LINES) -> tuple[str, ...]:
-    """The process's own error message from its output, oldest first, at most ``max_lines``.
+def last_error(*streams: Sequence[str], name: str = "", max_lines: int = MAX_MESSAGE_LINES) -> tuple[str, ...]:
+    """The process's own error message from its output streams (stderr first), oldest first, at most
+    ``max_lines``.
 
-    ERROR/FATAL log lines and the exception line of each traceback count; without any, the last plain
-    line (a node's "sim: <reason>" printed before it exits), else the last non-empty line. Plain lines do
-    not compete with errors: stdout and stderr arrive through separate pipes, so a plain line printed
-    before a traceback may be read after it.
+    ERROR/FATAL log lines, the exception line of each traceback and the nodes' fatal form
+    ``<name>: <reason>`` count; without any, the last plain line of the first stream that has one, else
+    the last non-empty line. Each stream is read on its own (stdout and stderr arrive through separate
+    pipes), and order within a stream is trusted only so far: a C library's buffered print can arrive
+    after Python's flushed ones.
     """
-    events: list[tuple[bool, str]] = []  # (is an error, text), in output order
+    errors: list[str] = []
+    plain = ""
+    for lines in streams:
+        stream_errors, stream_plain = _scan(lines, f"{name}: " if name else "")
+        errors += stream_errors
+        plain = plain or stream_plain
+    found = errors or ([plain] if plain else [])
+    if not found:
+        found = [raw.strip() for lines in streams for raw in lines if raw.strip()][-1:]
+    return tuple(list(dict.fromkeys(found))[-max_lines:])
+
+
+def _scan(lines: Sequence[str], fatal_prefix: str) -> tuple[list[str], str]:
+    """(error messages in order, last plain line) of one output stream."""
+    errors: list[str] = []
+    plain = ""
     in_traceback = False
     for raw in lines:
         line = raw.rstrip()
@@ -51,48 +71,49 @@ def last_error(lines: Sequence[str], max_lines: int = MAX_MESSAGE_LINES) -> tupl
             continue
         if line.startswith(_TRACEBACK):
             in_traceback = True
-        elif in_traceback:
-            if not line[0].isspace():  # past the frames: the exception line
-                in_traceback = False
-                name, message = _split_exception(line)
-                if name not in _NOT_THE_CAUSE:
-                    events.append((True, f"{name}: {message}" if message else name))
+        elif in_traceback and line[0].isspace():  # a frame or its source line
+            continue
+        elif in_traceback and (exception := _EXCEPTION.match(line)):
+            in_traceback = False
+            name, message = exception.group(1), (exception.group(2) or "").strip()
+            if name not in _NOT_THE_CAUSE:
+                errors.append(f"{name}: {message}" if message else name)
         elif line.startswith(_CHAINED):
             continue
         elif match := _ROS_LOG.match(line):
             if match.group(1) in ("ERROR", "FATAL"):
-                events.append((True, match.group(2)))
+                errors.append(match.group(2))
+        elif fatal_prefix and line.startswith(fatal_prefix):
+            errors.append(line.strip())
         else:
-            events.append((False, line.strip()))
-    found = [text for is_error, text in events if is_error] or [text for _, text in events][-1:]
-    if not found:
-        found = [raw.strip() for raw in lines if raw.strip()][-1:]
-    return tuple(list(dict.fromkeys(found))[-max_lines:])
-
-
-def _split_exception(line: str) -> tuple[str, str]:
-    """(class name without its module, message) of a traceback's last line."""
-    head, _, message = line.partition(": ")
-    if " " in head:  # not "module.Class: message"
-        return line.strip(), ""
-    return head.rsplit(".", 1)[-1], message.strip()
+            plain = line.strip()
+    return errors, plain
 
 
 def failures_in_launch_log(log_lines: Iterable[str]) -> list[ProcessFailure]:
-    """The processes optimus-launch reported dead in its output, each with its own last error message."""
+    """The processes optimus-launch reported dead in its output, each with its own error message.
+
+    The launcher's own ``[label] said:`` lines are taken when present (it read each process's streams
+    apart); otherwise the message is read from the process's lines in the log.
+    """
     output: dict[str, list[str]] = {}
     failures: list[ProcessFailure] = []
+    said: dict[int, list[str]] = {}  # index in failures -> the launcher's lines for it
     for raw in log_lines:
         line = raw.rstrip("\n")
         match = _DIED.match(line)
         if match:
             label = match.group(1)
-            failures.append(ProcessFailure(label, int(match.group(2)), last_error(output.get(label, []))))
+            failures.append(ProcessFailure(label, int(match.group(2)), last_error(output.get(label, []), name=label)))
+            continue
+        match = _SAID.match(line)
+        if match and failures and failures[-1].label == match.group(1):
+            said.setdefault(len(failures) - 1, []).append(match.group(2))
             continue
         if line.startswith("[") and "] " in line:
             label, _, text = line[1:].partition("] ")
             output.setdefault(label, []).append(text)
-    return failures
+    return [replace(f, message=tuple(said[k])) if k in said else f for k, f in enumerate(failures)]
 
 
 def launch_failure_messages(log_path: Path, exit_code: int) -> list[str]:

@@ -29,7 +29,7 @@ from optimus_control.launch.process_spec import ProcessSpec
 
 LAUNCHER = "optimus-launch"
 _PR_SET_PDEATHSIG = 1
-TAIL_LINES = 200  # output lines kept per process to find its error message when it dies
+TAIL_LINES = 200  # output lines kept per process and stream to find its error message when it dies
 READER_DRAIN_S = 1.0  # how long a dead process's last output may take to arrive
 
 
@@ -60,7 +60,8 @@ class _Running:
     returncode: int | None = None
     signalled: str = ""  # last signal sent during shutdown: "", "SIGINT", "SIGTERM", "SIGKILL"
     shutdown_started_s: float = 0.0
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))  # both streams, in arrival order
+    stdout_tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     readers: list[threading.Thread] = field(default_factory=list)
 
 
@@ -134,7 +135,7 @@ class Supervisor:
             for raw in iter(pipe.readline, b""):
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
                 with self._write_lock:
-                    running.tail.append(line)
+                    (running.stderr_tail if is_stderr else running.stdout_tail).append(line)
                 self._emit(stream if screen else None, f"[{spec.label}] {line}\n", to_log)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -232,8 +233,8 @@ class Supervisor:
         for thread in running.readers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._write_lock:  # a helper of the process may still be writing to its pipes
-            tail = list(running.tail)
-        failure = ProcessFailure(running.spec.label, returncode, last_error(tail))
+            streams = list(running.stderr_tail), list(running.stdout_tail)
+        failure = ProcessFailure(running.spec.label, returncode, last_error(*streams, name=running.spec.label))
         self.failures.append(failure)
         self.failed = True
         for line in failure.message:

@@ -14,8 +14,8 @@ import os
 import time
 
 import numpy as np
-import pinocchio as pin
 
+from optimus_control.control.joint_gains import capped_joint_gains
 from optimus_control.rt import Dynamics, Loop, LoopConfig, RobotBus, ShmTransport
 from optimus_control.sim.runner import SimRunner, SimSettings
 
@@ -28,8 +28,7 @@ def _controller(robot, dyn, name: str) -> tuple[Loop, ShmTransport]:
     transport = ShmTransport(name, robot.n_joints, len(robot.config.feet))
     loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="lockstep", lock_memory=False, rt_priority=0))
     q0 = robot.standing_configuration()
-    inertia = np.diag(pin.crba(robot.model, robot.model.createData(), q0))[6:]
-    kp, kd = np.minimum(robot.kp, 0.25 * inertia / DT**2), np.minimum(robot.kd, 0.5 * inertia / DT)
+    kp, kd = capped_joint_gains(robot, robot.kp, robot.kd, DT)
     # Half the weight on each foot, centre of pressure level with the centre of mass in x.
     half, com = robot.total_mass * 9.81 / 2, robot.center_of_mass(q0)
     wrenches = []

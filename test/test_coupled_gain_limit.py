@@ -13,8 +13,8 @@ import scipy.linalg
 
 from optimus_control.control import ControllerState
 from optimus_control.control.coupled_gain_limit import CoupledGainLimit
+from optimus_control.control.joint_gains import JointGainSchedule
 from optimus_control.control.lockstep_runner import LockstepRunner
-from optimus_control.control.whole_body_controller import discretisation_safe_gains
 from optimus_control.sim.world import SimWorld
 
 pytestmark = pytest.mark.sim
@@ -47,7 +47,8 @@ def largest_product(gains: np.ndarray, inverse_block: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def gains(robot):
-    return discretisation_safe_gains(robot, robot.kp, robot.kd, DT)
+    schedule = JointGainSchedule(robot, robot.kp, robot.kd, DT)
+    return schedule.kp, schedule.kd
 
 
 def test_singular_arm_gets_its_damping_cut_to_the_bound(robot, gains):

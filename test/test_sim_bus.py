@@ -7,21 +7,15 @@ import threading
 import time
 
 import numpy as np
-import pinocchio as pin
 import pytest
 
+from optimus_control.control.joint_gains import capped_joint_gains
 from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, RobotBus, ShmTransport
 from optimus_control.sim.runner import SimRunner, SimSettings
 
 pytestmark = pytest.mark.realtime
 
 DT = 0.001
-
-
-def capped_gains(robot):
-    """Configured gains capped for an explicit 1 kHz PD (kd <= 0.5 I/dt, kp <= 0.25 I/dt^2, I from the model)."""
-    inertia = np.diag(pin.crba(robot.model, robot.model.createData(), robot.standing_configuration()))[6:]
-    return np.minimum(robot.kp, 0.25 * inertia / DT**2), np.minimum(robot.kd, 0.5 * inertia / DT)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +33,7 @@ def standing_through_the_bus(robot, dyn, tag: str, seconds: float, scene: str = 
     transport = ShmTransport(name, robot.n_joints, len(robot.config.feet))
     loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="lockstep", lock_memory=False))
     q0 = robot.standing_configuration()
-    kp, kd = capped_gains(robot)
+    kp, kd = capped_joint_gains(robot, robot.kp, robot.kd, DT)
     # Each foot carries half the weight with its centre of pressure level with the centre of mass in x
     # (the moment about the sole origin is r x f, r from the sole origin to that point).
     half_weight = robot.total_mass * 9.81 / 2
@@ -111,7 +105,7 @@ def test_realtime_harness_holds_until_a_controller_answers(robot, dyn):
     transport = ShmTransport(name, robot.n_joints, len(robot.config.feet))
     loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", lock_memory=False, rt_priority=0))
     q0 = robot.standing_configuration()
-    kp, kd = capped_gains(robot)
+    kp, kd = capped_joint_gains(robot, robot.kp, robot.kd, DT)
     loop.set_references(qdd=np.zeros(dyn.nv), q=q0[7:], v=np.zeros(robot.n_joints), kp=kp, kd=kd,
                         contact_wrenches=np.tile([0.0, 0.0, robot.total_mass * 9.81 / 2, 0, 0, 0], (2, 1)),
                         contacts_active=[1.0, 1.0], base_pose=q0[:7], base_twist=np.zeros(6))

@@ -6,6 +6,7 @@ import numpy as np
 import pinocchio as pin
 import pytest
 
+from optimus_control.control.joint_gains import capped_joint_gains
 from optimus_control.sim.actuators import ActuatorModel, ActuatorParams
 from optimus_control.sim.scene_builder import build_scene
 from optimus_control.sim.scene_spec import load_scene
@@ -17,14 +18,12 @@ pytestmark = pytest.mark.sim
 def pd_gravity_controller(robot, dt: float = 0.001):
     """Joint PD to the standing posture + gravity compensation from the *measured* state only.
 
-    The configured gains are capped at kd <= 0.5 I/dt, kp <= 0.25 I/dt^2 (I: joint inertia from the
-    model): an explicit 1 kHz PD with kd > 2 I/dt diverges on the light wrist joints (no armature).
+    The configured gains are capped for an explicit 1 kHz PD (:func:`capped_joint_gains`): with kd > 2 I/dt
+    it diverges on the light wrist joints (no armature).
     """
     model, data = robot.model, robot.model.createData()
     q_ref = robot.standing_joint_positions()
-    inertia = np.diag(pin.crba(model, data, robot.standing_configuration()))[6:]
-    kp = np.minimum(robot.kp, 0.25 * inertia / dt**2)
-    kd = np.minimum(robot.kd, 0.5 * inertia / dt)
+    kp, kd = capped_joint_gains(robot, robot.kp, robot.kd, dt)
 
     def control(s) -> np.ndarray:
         q_full = pin.neutral(model)

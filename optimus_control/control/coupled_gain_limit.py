@@ -3,11 +3,10 @@
 The torque loop applies ``tau = kp (q_ref - q) + kd (v_ref - v)`` once per period from the state at the
 period's start: explicit in time. A mode of a joint group with apparent inertia ``I`` under damping ``kd``
 decays only while ``kd dt / I < 2`` (each period multiplies its velocity by ``1 - kd dt / I``). The
-start-up caps (:func:`discretisation_safe_gains`) use each joint's own inertia at the standing posture;
-they do not see modes that move several joints at once. With a shoulder roll near -pi/2 the shoulder
-pitch and yaw axes line up: turning them against each other moves only the small links between them,
-and the arm's own joint damping drove that mode unstable (sorting cell seed 9: shoulder yaw velocity
--8 -> -91 rad/s within 12 ms, then the QP lost feasibility and the robot fell).
+start-up caps (:func:`~optimus_control.control.joint_gains.capped_joint_gains`) use each joint's own
+inertia at the standing posture; they do not see modes that move several joints at once. With a shoulder
+roll near -pi/2 the shoulder pitch and yaw axes line up: turning them against each other moves only the
+small links between them, and the arm's own joint damping can drive that mode unstable.
 
 The bound used here is the largest eigenvalue of ``dt * M_g^-1 K`` over the group, with ``M_g^-1`` the
 group's block of the inverse floating-base mass matrix: the group's inertia with the rest of the robot

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from optimus_control.control.control_step import ControlStep
 from optimus_control.control.reference_tracker import ReferenceTracker
 from optimus_control.control.references import ControlReferences
 from optimus_control.control.wbc_settings import WbcSettings
@@ -37,6 +38,9 @@ class LockstepRunner:
     one update period while the QP runs beside the simulator). 0 applies them at tick k (no latency). The
     first references apply at once either way: there is nothing older to hold.
 
+    The estimator and controller are stepped by the node's :class:`ControlStep`; the torque law is the
+    Python :class:`ReferenceTracker` instead of the C loop.
+
     Attributes:
         max_torque_ratio: largest |tau_unclamped| / effort limit seen since start (> 1 = clamp engaged).
         freeze_state: test hook; when True the estimator output stops updating (stale input).
@@ -46,6 +50,7 @@ class LockstepRunner:
         self.world, self.robot = world, robot
         self.estimator = FloatingBaseEstimator(robot)
         self.controller = WholeBodyController(robot, settings)
+        self.control_step = ControlStep(robot, self.controller, self.estimator)
         self.tracker = ReferenceTracker(robot.model, robot.limits.effort, robot.config.damping_gain)
         loop_period_s = self.controller.settings.loop_period_s
         if abs(world.params.time_step_s - loop_period_s) > 1e-12:
@@ -64,11 +69,9 @@ class LockstepRunner:
         self._sensors = None
 
     def _estimate(self) -> BaseState:
-        s = self.world.read_sensors()
-        self._sensors = s
+        self._sensors = self.world.read_sensors()
         if not self.freeze_state or self.base is None:
-            self.base = self.estimator.update(s.q, s.v, s.imu_orientation_xyzw, s.imu_angular_velocity,
-                                              s.imu_linear_acceleration, s.foot_wrench, s.time_s)
+            self.base = self.control_step.estimate(self._sensors)
         return self.base
 
     @property
@@ -101,7 +104,7 @@ class LockstepRunner:
             q, v = self.full_state()
             self._frozen_q, self._frozen_v = self._sensors.q, self._sensors.v
         if self.tick % self.ticks_per_update == 0:
-            refs = self.controller.update(q, v, self._sensors.time_s, self.base.time_s)
+            refs = self.control_step.control(q, v, self._sensors.time_s, self.base.time_s).references
             if self.refs is None or self.reference_delay_ticks == 0:
                 self.refs = refs
             else:

@@ -32,7 +32,8 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
-from optimus_control.control import ControllerState, GoalFrameResolver, LoopMode, WholeBodyController
+from optimus_control.control import ControllerState, GoalFrameResolver, WholeBodyController
+from optimus_control.control.control_step import ControlStep
 from optimus_control.control.wbc_settings import WholeBodyControllerNodeSettings
 from optimus_control.errors import OptimusError
 from optimus_control.estimation import FloatingBaseEstimator
@@ -60,7 +61,7 @@ class WholeBodyControllerNode(Node):
         p["bus_name"] = bus_name(p["bus_name"], self.context.get_domain_id(), self.get_namespace())
         self.robot = RobotModel.load(p["robot_config"])
         self.controller = WholeBodyController(self.robot, self.settings)
-        self.estimator = FloatingBaseEstimator(self.robot)
+        self.step = ControlStep(self.robot, self.controller, FloatingBaseEstimator(self.robot))
         self.resolver = GoalFrameResolver(self.robot, p["odom_frame"])
         self.lock = threading.Lock()
         n, n_feet = self.robot.n_joints, len(self.robot.config.feet)
@@ -76,10 +77,10 @@ class WholeBodyControllerNode(Node):
         config = LoopConfig.for_robot(self.robot, mode=p["mode"],
                                       sync_period_ticks=self.ticks_per_update if self.lockstep else 0)
         self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, config)
-        self.foot_frames = tuple(self.robot.frame_id(f.frame) for f in self.robot.config.feet)
         self._make_interfaces()
         self._stop = threading.Event()
-        self._start_requested = bool(p["auto_start"])
+        if p["auto_start"]:
+            self.step.request_start()
         self._last_report = ""
         self._hand_goal_info: dict[str, tuple[float, bool]] = {}  # hand -> (goal header stamp [s], clamped)
         self.loop.start()
@@ -155,7 +156,7 @@ class WholeBodyControllerNode(Node):
         self._goal("posture preset", lambda: self.controller.set_posture(msg.data))
 
     def _on_start(self, _req, res):
-        self._start_requested = True
+        self.step.request_start()
         res.success, res.message = True, "balancing starts at the next state"
         return res
 
@@ -166,7 +167,7 @@ class WholeBodyControllerNode(Node):
         return res
 
     def _on_reset(self, _req, res):
-        self._reset_requested = True
+        self.step.request_reset()
         res.success, res.message = True, "faults reset; balancing restarts from the current state"
         return res
 
@@ -177,7 +178,6 @@ class WholeBodyControllerNode(Node):
         diag_every = max(1, int(round(1000.0 / self.p["diagnostics_rate_hz"])))
         tasks_every = max(1, int(round(1000.0 / self.p["task_status_rate_hz"])))
         last_tick, last_update, last_pub, last_diag, last_tasks = -1, -10**9, -10**9, -10**9, -10**9
-        self._reset_requested = False
         while not self._stop.is_set():
             if self.lockstep:
                 state = self.loop.wait_update_state(0.1)  # every sync state, once, in order
@@ -215,35 +215,17 @@ class WholeBodyControllerNode(Node):
                 raise
 
     def _control_step(self, state) -> None:
-        base = self.estimator.update(state.q, state.v, state.imu_orientation_xyzw, state.imu_angular_velocity,
-                                     state.imu_linear_acceleration, state.foot_wrench, state.time_s)
+        base = self.step.estimate(state)
         q, v = base.configuration(state.q), base.velocity(state.v)
-        self._base = base
         with self.lock:
             self.resolver.update(q)
-            ctl = self.controller
-            if self._reset_requested:
-                self._reset_requested = False
-                ctl.reset_faults(q, v, state.time_s)
+            command = self.step.control(q, v, state.time_s, base.time_s)
+            if command.reset:
                 self.loop.reset()
                 self._hand_goal_info.clear()  # the hands now hold where they are: no goal to echo
-            elif self._start_requested and ctl.state is ControllerState.IDLE:
-                ctl.start(q, v, state.time_s)
-                self.get_logger().info("balancing started")
-            self._start_requested = False
-            refs = ctl.update(q, v, state.time_s, base.time_s)
-        self.loop.set_base_state(q[:7], v[:6])
-        if refs.mode is LoopMode.DAMP:
-            # The loop damps by itself once references stop arriving (stale_reference_timeout_s): send none.
-            return
-        wrenches = np.zeros((len(self.foot_frames), 6))
-        active = np.zeros(len(self.foot_frames), dtype=bool)
-        for frame_id, wrench in zip(refs.contact_frame_ids, refs.contact_wrenches):
-            if frame_id in self.foot_frames:
-                k = self.foot_frames.index(frame_id)
-                wrenches[k], active[k] = wrench, True
-        self.loop.set_references(qdd=refs.joint_accelerations, q=refs.joint_positions, v=refs.joint_velocities,
-                                 kp=refs.kp, kd=refs.kd, contact_wrenches=wrenches, contacts_active=active)
+        if command.started:
+            self.get_logger().info("balancing started")
+        command.send(self.loop)
 
     # ---- status out -------------------------------------------------------------------------------
     def _state_stamp(self, state) -> Time:
@@ -272,7 +254,7 @@ class WholeBodyControllerNode(Node):
             msg.wrench.force.x, msg.wrench.force.y, msg.wrench.force.z = map(float, wrench[:3])
             msg.wrench.torque.x, msg.wrench.torque.y, msg.wrench.torque.z = map(float, wrench[3:])
             self.pub_wrench[foot.name].publish(msg)
-        base = getattr(self, "_base", None)
+        base = self.step.base
         if base is not None:
             odom = Odometry()
             odom.header.stamp, odom.header.frame_id = stamp, self.p["odom_frame"]

@@ -4,7 +4,8 @@ Like a humanoid hanging in its gantry at start-up: the pelvis is clamped to a fi
 (a PyBullet fixed constraint at the pose it had when the harness engaged) and every joint is held at
 the posture it had then by a joint PD with gravity compensation, computed inside the sim (it is part
 of the test rig, not of the controller). The gains are the robot's default gains, capped per joint
-so that an explicit 1 kHz PD on a light joint (wrist, ankle) stays stable.
+(:func:`~optimus_control.control.joint_gains.capped_joint_gains`) so that an explicit 1 kHz PD on a light
+joint (wrist, ankle) stays stable.
 
 Engaged at start-up in real-time mode; released as soon as a controller has attached and answered;
 engaged again (at the current pose) if the controller disappears. In lockstep mode physics only
@@ -17,21 +18,15 @@ import numpy as np
 import pinocchio as pin
 import pybullet as pb
 
+from optimus_control.control.joint_gains import capped_joint_gains
 from optimus_control.sim.world import SimWorld
-
-# Caps on the harness gains relative to each joint's inertia I and the time step dt:
-# kd <= KD_CAP I / dt and kp <= KP_CAP I / dt^2 keep an explicit PD well inside its stability region.
-KD_CAP = 0.5
-KP_CAP = 0.25
 
 
 class SupportHarness:
     def __init__(self, world: SimWorld):
         self.world = world
         robot, dt = world.robot, world.params.time_step_s
-        inertia = world._joint_inertia(robot.standing_configuration())
-        self.kp = np.minimum(robot.kp, KP_CAP * inertia / dt**2)
-        self.kd = np.minimum(np.maximum(robot.kd, robot.config.damping_gain), KD_CAP * inertia / dt)
+        self.kp, self.kd = capped_joint_gains(robot, robot.kp, np.maximum(robot.kd, robot.config.damping_gain), dt)
         self._data = robot.model.createData()
         self.constraint: int | None = None
         self.q_hold = robot.standing_joint_positions()

@@ -34,6 +34,7 @@ from optimus_control.apps.user_errors import EXIT_FAILED, reported_as
 from optimus_control.launch.process_errors import LaunchLogWatch, launch_failure_messages
 from optimus_control.model import RobotModel, share_dir
 from optimus_control.nodes.names import resolve_name
+from optimus_control.nodes.ros_time import stamp_to_s
 
 JOB_ENTRY = "task_planner: job"
 SAMPLE_PERIOD_S = 0.1  # sim-time period of the CoM/CoP and hand-error samples
@@ -118,7 +119,7 @@ class DemoMonitor:
 
     # ---- callbacks --------------------------------------------------------------------------------
     def _on_clock(self, msg) -> None:
-        t = msg.clock.sec + 1e-9 * msg.clock.nanosec
+        t = stamp_to_s(msg.clock)
         wall = time.monotonic()
         with self.lock:
             if self._last_clock is not None and t > self._last_clock[0]:
@@ -148,7 +149,7 @@ class DemoMonitor:
                         pass
 
     def _on_wbc_tasks(self, msg) -> None:
-        t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        t = stamp_to_s(msg.header.stamp)
         with self.lock:
             for s in msg.status:
                 if s.name.startswith("hand_"):
@@ -169,7 +170,7 @@ class DemoMonitor:
                     if tau[k] / limits[k] > self.rec.max_torque_ratio.get(name, 0.0):
                         self.rec.max_torque_ratio[name] = float(tau[k] / limits[k])
                         self.rec.max_torque_nm[name] = float(tau[k])
-        self._sample(msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
+        self._sample(stamp_to_s(msg.header.stamp))
 
     def _on_odom(self, msg) -> None:
         p, o = msg.pose.pose.position, msg.pose.pose.orientation
@@ -199,7 +200,7 @@ class DemoMonitor:
 
     def _on_truth_base(self, msg) -> None:
         p, o = msg.pose.position, msg.pose.orientation
-        t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        t = stamp_to_s(msg.header.stamp)
         tilt = base_tilt_rad((o.x, o.y, o.z, o.w))
         with self.lock:
             if not self.rec.base_truth or t - self.rec.base_truth[-1][0] >= SAMPLE_PERIOD_S:

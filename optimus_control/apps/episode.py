@@ -32,8 +32,8 @@ import pinocchio as pin
 from optimus_control.apps.evaluation import FallCriteria, base_tilt_rad, evaluate_episode
 from optimus_control.apps.preflight import load_run_inputs
 from optimus_control.apps.user_errors import EXIT_FAILED, reported_as
-from optimus_control.control import ControllerState
 from optimus_control.control.lockstep_runner import LockstepRunner
+from optimus_control.control.planner_status import planner_status_from_controller
 from optimus_control.control.wbc_settings import load_wbc_settings
 from optimus_control.errors import GoalError
 from optimus_control.model import RobotModel
@@ -47,17 +47,7 @@ from optimus_control.planning import load_job
 from optimus_control.planning.episode import job_progress
 from optimus_control.planning.executive import TaskExecutive
 from optimus_control.planning.geometry import Pose
-from optimus_control.planning.interfaces import (
-    GAZE_TASK,
-    LOST,
-    TRACKED,
-    ControllerStatus,
-    PerceivedObject,
-    PerceptionSnapshot,
-    TaskStatus,
-    gripper_task,
-    hand_task,
-)
+from optimus_control.planning.interfaces import LOST, TRACKED, ControllerStatus, PerceivedObject, PerceptionSnapshot
 from optimus_control.planning.node_settings import TaskPlannerSettings
 from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
 from optimus_control.sim.scene_builder import build_scene
@@ -93,20 +83,7 @@ class InProcessController:
 
     def status(self) -> ControllerStatus | None:
         ctl = self.runner.controller
-        status = ctl.status()
-        tasks = {}
-        for name, t in status.tasks.items():
-            if name.startswith("hand_"):
-                hand = name.removeprefix("hand_")
-                stamp, clamped = self.goal_info.get(hand, (None, False))
-                tasks[hand_task(hand)] = TaskStatus(t.goal_reached, t.position_error_m, stamp, clamped)
-            elif name.startswith("gripper_"):
-                tasks[gripper_task(name.removeprefix("gripper_"))] = TaskStatus(t.goal_reached, t.error_norm)
-            elif name == "gaze":
-                tasks[GAZE_TASK] = TaskStatus(t.goal_reached, t.error_norm)
-        fault = f"whole_body_controller: {status.fault or status.state.value}" \
-            if status.state is ControllerState.DAMPING else None
-        return ControllerStatus(ctl.time_s, tasks, fault)
+        return planner_status_from_controller(ctl.status(), ctl.time_s, self.goal_info)
 
     def base_pose(self) -> Pose | None:
         base = self.runner.base

@@ -20,13 +20,13 @@ from rclpy.clock import Clock
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from visualization_msgs.msg import Marker, MarkerArray
 
 from optimus_control.errors import OptimusError, SensorDataError
 from optimus_control.model import RobotModel
 from optimus_control.nodes.parameters import declare_settings
+from optimus_control.nodes.ros_time import clock_now_s, s_to_stamp, stamp_to_s
 from optimus_control.perception import PinholeCamera
 from optimus_control.perception.params import PerceptionNodeSettings
 from optimus_control.perception.pipeline import PerceptionPipeline
@@ -34,9 +34,6 @@ from optimus_control.perception.ros_conversions import colour_image_to_rgb, dept
 from optimus_control.perception.tracker import LOST
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-def _stamp_s(stamp) -> float:
-    return stamp.sec + 1e-9 * stamp.nanosec
-
 
 class PerceptionNode(Node):
     def __init__(self):
@@ -93,7 +90,7 @@ class PerceptionNode(Node):
             self._error(str(exc))
 
     def _on_joint_state(self, msg: JointState) -> None:
-        t = _stamp_s(msg.header.stamp) or self.get_clock().now().nanoseconds * 1e-9
+        t = stamp_to_s(msg.header.stamp) or clock_now_s(self)
         try:
             self.pipeline.state.add_joint_state(t, list(msg.name), list(msg.position))
         except OptimusError as exc:
@@ -101,7 +98,7 @@ class PerceptionNode(Node):
 
     def _on_odom(self, msg: Odometry) -> None:
         p, q = msg.pose.pose.position, msg.pose.pose.orientation
-        t = _stamp_s(msg.header.stamp) or self.get_clock().now().nanoseconds * 1e-9
+        t = stamp_to_s(msg.header.stamp) or clock_now_s(self)
         try:
             self.pipeline.state.add_base_pose(t, [p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
         except OptimusError as exc:
@@ -119,9 +116,9 @@ class PerceptionNode(Node):
         """Process the newest colour/depth pair whose stamps agree."""
         tol = self.cfg["sync_tolerance_s"]
         for colour in reversed(self._colour):
-            tc = _stamp_s(colour.header.stamp)
+            tc = stamp_to_s(colour.header.stamp)
             for depth in reversed(self._depth):
-                if abs(_stamp_s(depth.header.stamp) - tc) <= tol:
+                if abs(stamp_to_s(depth.header.stamp) - tc) <= tol:
                     self._colour.clear()
                     self._depth.clear()
                     self._frame(colour, depth, tc)
@@ -201,8 +198,7 @@ class PerceptionNode(Node):
 
     # ---- outputs -----------------------------------------------------------------------------------
     def _publish_objects(self, image_stamp_s: float) -> None:
-        ns_total = int(round(image_stamp_s * 1e9))
-        stamp = Time(nanoseconds=ns_total).to_msg()
+        stamp = s_to_stamp(image_stamp_s)
         frame = self.cfg["odom_frame"]
         array = MarkerArray()
         current: set[tuple[str, int]] = set()
@@ -236,7 +232,7 @@ class PerceptionNode(Node):
             array.markers.append(gone)
         self._published_ids = current
         self.pub_objects.publish(array)
-        now_s = self.get_clock().now().nanoseconds * 1e-9
+        now_s = clock_now_s(self)
         self._latency_ms.append(1e3 * (now_s - image_stamp_s))
 
     def _publish_diagnostics(self) -> None:

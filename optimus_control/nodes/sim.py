@@ -29,16 +29,13 @@ from visualization_msgs.msg import Marker, MarkerArray
 from optimus_control.errors import OptimusError
 from optimus_control.nodes.names import bus_name, check_time_mode
 from optimus_control.nodes.parameters import declare_settings
+from optimus_control.nodes.ros_time import clock_now_s, s_to_stamp
 from optimus_control.sim.runner import SimRunner, SimSettings
 from optimus_control.sim.world import GroundTruth
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 PHYSICS_STOP_TIMEOUT_S = 10.0   # a step, a lockstep wait slice or an in-thread camera render: well under this
 
-
-def _stamp(time_s: float) -> Time:
-    ns = int(round(time_s * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 class SimNode(Node):
@@ -121,7 +118,7 @@ class SimNode(Node):
     def on_clock(self, time_s: float) -> None:
         with self._outputs_lock:
             if self._outputs_open:
-                self.pub_clock.publish(Clock(clock=_stamp(time_s)))
+                self.pub_clock.publish(Clock(clock=s_to_stamp(time_s)))
 
     def on_camera(self, time_s: float, rgb: np.ndarray, depth_m: np.ndarray) -> None:
         with self._outputs_lock:
@@ -140,9 +137,9 @@ class SimNode(Node):
         time advances at wall speed) it is now minus the sample's age in sim time.
         """
         if self.use_sim_time:
-            return _stamp(time_s)
+            return s_to_stamp(time_s)
         age_s = max(0.0, self.runner.world.time_s - time_s)
-        return _stamp(self.get_clock().now().nanoseconds * 1e-9 - age_s)
+        return s_to_stamp(clock_now_s(self) - age_s)
 
     def _publish_camera(self, time_s: float, rgb: np.ndarray, depth_m: np.ndarray) -> None:
         stamp = self._msg_stamp(time_s)

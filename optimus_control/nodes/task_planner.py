@@ -60,7 +60,6 @@ import time
 import numpy as np
 import rclpy
 import rclpy.executors
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped, PoseStamped
 from nav_msgs.msg import Odometry
@@ -71,10 +70,12 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
+from optimus_control.control.planner_status import TaskReport, planner_status
 from optimus_control.errors import OptimusError
 from optimus_control.model import RobotModel
 from optimus_control.nodes.names import is_own_status, resolve_name
 from optimus_control.nodes.parameters import declare_settings
+from optimus_control.nodes.ros_time import clock_now_s, s_to_stamp, stamp_to_s
 from optimus_control.planning import (
     ControllerStatus,
     PerceivedObject,
@@ -82,7 +83,6 @@ from optimus_control.planning import (
     Pose,
     StatusEntry,
     TaskExecutive,
-    TaskStatus,
     episode_summary,
     load_job,
     task_status,
@@ -112,15 +112,6 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 # ---- message conversions --------------------------------------------------------------------------
-def stamp_to_s(stamp: Time) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
-def s_to_stamp(t_s: float) -> Time:
-    sec = math.floor(t_s)
-    return Time(sec=int(sec), nanosec=min(int(round((t_s - sec) * 1e9)), 999_999_999))
-
-
 def pose_to_msg(pose: Pose, frame: str, t_s: float) -> PoseStamped:
     msg = PoseStamped()
     msg.header.frame_id, msg.header.stamp = frame, s_to_stamp(t_s)
@@ -166,34 +157,23 @@ def snapshot_from_msg(msg: MarkerArray, class_map: dict[str, str], frame: str, n
     return PerceptionSnapshot(max(stamps) if stamps else now_s, tuple(objects))
 
 
-def task_name(status_name: str) -> str:
-    """Controller status name -> planning task name: 'whole_body_controller: hand_left' -> 'left_hand'.
-
-    A 'prefix: ' or 'prefix/' is dropped; 'hand_<hand>' and 'gripper_<hand>' (the controller library's
-    task names) become '<hand>_hand' and '<hand>_gripper'; other names are kept.
-    """
-    name = status_name.rsplit(":", 1)[-1].rsplit("/", 1)[-1].strip()
-    for kind in ("hand", "gripper"):
-        if name.startswith(f"{kind}_"):
-            return f"{name.removeprefix(kind + '_')}_{kind}"
-    return name
-
-
 def controller_status_from_msg(msg: DiagnosticArray, now_s: float) -> ControllerStatus:
-    tasks, fault = {}, None
+    """The controller's ~/task_status -> the planner's status (mapped by ``planner_status``); a status at
+    level ERROR is a fault; an unstamped message counts as received at ``now_s``."""
+    reports, fault = [], None
     for s in msg.status:
         values = {kv.key: kv.value for kv in s.values}
         if s.level == DiagnosticStatus.ERROR:
             fault = f"{s.name}: {s.message}"
         if "goal_reached" not in values:
             continue
-        reached = values["goal_reached"].strip().lower() in ("true", "1", "yes")
-        err = _float(values.get("tracking_error_m", values.get("position_error_m")))
         goal = _float(values.get("goal_stamp"))
-        clamped = values.get("clamped", "false").strip().lower() in ("true", "1", "yes")
-        tasks[task_name(s.name)] = TaskStatus(reached, err, None if math.isnan(goal) else goal, clamped)
+        reports.append(TaskReport(s.name, _flag(values["goal_reached"]),
+                                  _float(values.get("tracking_error_m", values.get("position_error_m"))),
+                                  _float(values.get("error_norm")), None if math.isnan(goal) else goal,
+                                  _flag(values.get("clamped", "false"))))
     stamp = stamp_to_s(msg.header.stamp) if (msg.header.stamp.sec or msg.header.stamp.nanosec) else now_s
-    return ControllerStatus(stamp, tasks, fault)
+    return planner_status(stamp, reports, fault)
 
 
 def controller_fault(msg: DiagnosticArray, controller_name: str) -> str | None:
@@ -214,6 +194,10 @@ def status_to_msg(entries: list[StatusEntry], t_s: float) -> DiagnosticArray:
                                            hardware_id="task_planner",
                                            values=[KeyValue(key=k, value=v) for k, v in e.values.items()]))
     return msg
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in ("true", "1", "yes")
 
 
 def _float(text: str | None) -> float:
@@ -248,7 +232,7 @@ class RosController:
         node.create_subscription(Odometry, TOPICS["odom"], self._on_odom, SENSOR_QOS)
 
     def _now(self) -> float:
-        return self.node.get_clock().now().nanoseconds * 1e-9
+        return clock_now_s(self.node)
 
     def _on_status(self, msg: DiagnosticArray) -> None:
         status = controller_status_from_msg(msg, self._now())
@@ -310,7 +294,7 @@ class RosPerception:
         if wrong:
             self.node.get_logger().warning(f"{self._topic}: ignoring markers in frame(s) {sorted(wrong)}; "
                                            f"expected '{self.frame}'", throttle_duration_sec=5.0)
-        snap = snapshot_from_msg(msg, self.class_map, self.frame, self.node.get_clock().now().nanoseconds * 1e-9)
+        snap = snapshot_from_msg(msg, self.class_map, self.frame, clock_now_s(self.node))
         with self._lock:
             self._snapshot = snap
 
@@ -351,7 +335,7 @@ class TaskPlannerNode(Node):
         self.get_logger().info(f"job '{self.job.name}' from {self.job.source} is valid; {how}")
 
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return clock_now_s(self)
 
     def _on_start(self, request, response):
         if self._now() <= 0.0:

@@ -40,15 +40,12 @@ from optimus_control.estimation import FloatingBaseEstimator
 from optimus_control.model import RobotModel
 from optimus_control.nodes.names import bus_name, check_time_mode
 from optimus_control.nodes.parameters import declare_settings
+from optimus_control.nodes.ros_time import s_to_stamp, stamp_to_s
 from optimus_control.rt import Dynamics, Loop, LoopConfig, connect_transport
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
-
-def _stamp(time_s: float) -> Time:
-    ns = int(round(time_s * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 class WholeBodyControllerNode(Node):
@@ -131,7 +128,7 @@ class WholeBodyControllerNode(Node):
         norm = np.linalg.norm(quat)
         pose = pin.SE3(pin.Quaternion(quat / norm).toRotationMatrix() if norm > 1e-6 and np.isfinite(norm) else
                        np.full((3, 3), np.nan), np.array([p.x, p.y, p.z]))
-        stamp_s = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        stamp_s = stamp_to_s(msg.header.stamp)
         report = self._goal(f"{hand} hand goal [{p.x:.3f}, {p.y:.3f}, {p.z:.3f}] m in '{msg.header.frame_id}' "
                             f"(stamp {stamp_s:.2f} s)",
                             lambda: self.controller.set_hand_target(hand, self.resolver.pose_to_world(pose, msg.header.frame_id)))
@@ -231,7 +228,7 @@ class WholeBodyControllerNode(Node):
     def _state_stamp(self, state) -> Time:
         """Stamp of a state sample on the node's clock: the sample's own sim time when following /clock
         (finer than /clock's period), else the node's wall clock at publication (real-time mode)."""
-        return _stamp(state.time_s) if self.use_sim_time else self.get_clock().now().to_msg()
+        return s_to_stamp(state.time_s) if self.use_sim_time else self.get_clock().now().to_msg()
 
     def _publish_state(self, state) -> None:
         stamp = self._state_stamp(state)

@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 
 from optimus_control.model import RobotModel
-from optimus_control.perception import PinholeCamera
 from optimus_control.perception.pipeline import PerceptionPipeline
 
 TARGET_MS = 20.0
@@ -41,7 +40,7 @@ boxes:
 
 def render_frames(n_scenes: int) -> tuple[RobotModel, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """(robot, [(q, rgb, depth)]) from seeded sim scenes."""
-    from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
+    from optimus_control.sim.camera import HeadCamera
     from optimus_control.sim.scene_builder import build_scene
     from optimus_control.sim.scene_spec import load_scene
     from optimus_control.sim.world import SimWorld
@@ -49,7 +48,7 @@ def render_frames(n_scenes: int) -> tuple[RobotModel, list[tuple[np.ndarray, np.
     robot = RobotModel.load()
     cam = robot.config.camera
     world = SimWorld(robot)
-    head = HeadCamera(world.client, world.robot_id, world.link_ids[cam.optical_frame], PinholeIntrinsics.from_config(cam))
+    head = HeadCamera(world.client, world.robot_id, world.link_ids[cam.optical_frame], cam.intrinsics)
     frames = []
     with TemporaryDirectory() as tmp:
         path = Path(tmp) / "perception_bench.yaml"
@@ -70,7 +69,7 @@ def main() -> None:
     cv2.setNumThreads(1)  # as the node does
     n_timed = int(os.environ.get("OPTIMUS_BENCH_PERCEPTION_FRAMES", "400"))
     robot, frames = render_frames(20)
-    pipeline = PerceptionPipeline(robot, PinholeCamera.from_config(robot.config.camera))
+    pipeline = PerceptionPipeline(robot, robot.config.camera.intrinsics)
     times, cpu_times, stages, n_det = [], [], {}, []
     t_img = 0.0
     for k in range(n_timed + 20):

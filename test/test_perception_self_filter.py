@@ -10,7 +10,6 @@ import pytest
 from scipy.optimize import least_squares
 
 from optimus_control.model import RobotModel
-from optimus_control.perception import PinholeCamera
 from optimus_control.perception.pipeline import PerceptionPipeline
 from optimus_control.perception.robot_view import RobotView
 from optimus_control.perception.self_filter import held_by_gripper, robot_pixel_mask
@@ -39,7 +38,7 @@ def sim(tmp_path_factory):
     cfg = robot.config.camera
     world = SimWorld(robot)
     head = sim_camera.HeadCamera(world.client, world.robot_id, world.link_ids[cfg.optical_frame],
-                                 sim_camera.PinholeIntrinsics.from_config(cfg))
+                                 cfg.intrinsics)
     built = build_scene(world, load_scene(path), 0)
     yield robot, world, head, built.robot_q.copy()
     world.close()
@@ -92,7 +91,7 @@ def _segmentation(world, head, pipeline, t):
 
 
 def _pipeline(robot, q, t=1.0):
-    pipeline = PerceptionPipeline(robot, PinholeCamera.from_config(robot.config.camera))
+    pipeline = PerceptionPipeline(robot, robot.config.camera.intrinsics)
     pipeline.state.add_joint_state(t, robot.joint_names, q[7:])
     pipeline.state.add_base_pose(t, q[:3], q[3:7])
     return pipeline

@@ -104,10 +104,10 @@ def both_figures(tmp_path_factory):
     path.write_text(SCENE_YAML)
     robot = RobotModel.load()
     cam_cfg = robot.config.camera
-    camera = PinholeCamera.from_config(cam_cfg)
+    camera = cam_cfg.intrinsics
     world = SimWorld(robot)
     head = sim_camera.HeadCamera(world.client, world.robot_id, world.link_ids[cam_cfg.optical_frame],
-                                 sim_camera.PinholeIntrinsics.from_config(cam_cfg))
+                                 cam_cfg.intrinsics)
     spec = load_scene(path)
     clean, noisy = Scorer(robot, camera), Scorer(robot, camera)
     neck = 7 + robot.joint_index("neck_pitch")
@@ -269,7 +269,7 @@ def bin_views(tmp_path_factory):
     per view)."""
     import pinocchio as pin
 
-    from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
+    from optimus_control.sim.camera import HeadCamera
     from optimus_control.sim.scene_builder import build_scene
     from optimus_control.sim.scene_spec import load_scene
     from optimus_control.sim.world import SimWorld
@@ -277,12 +277,12 @@ def bin_views(tmp_path_factory):
     robot = RobotModel.load()
     cfg = robot.config.camera
     world = SimWorld(robot)
-    head = HeadCamera(world.client, world.robot_id, world.link_ids[cfg.optical_frame], PinholeIntrinsics.from_config(cfg))
+    head = HeadCamera(world.client, world.robot_id, world.link_ids[cfg.optical_frame], cfg.intrinsics)
     scene_file = tmp_path_factory.mktemp("bins") / "bins_around.yaml"
     scene_file.write_text(BIN_SCENE_YAML)
     spec = load_scene(scene_file)
     built = build_scene(world, spec, 0)
-    pipeline = PerceptionPipeline(robot, PinholeCamera.from_config(cfg))
+    pipeline = PerceptionPipeline(robot, cfg.intrinsics)
     views = []
     try:
         for k, yaw_deg in enumerate((75.0, -75.0, 110.0)):
@@ -323,16 +323,16 @@ def test_sim_boxes_on_the_roller_table(tmp_path):
     """The sorting cell's roller table (rollers with gaps, not a flat top) supports its boxes: every fully
     seen box is found, with the issue's accuracy, over 8 seeds looking down at the table (arms lowered: with the
     hands above the table, boxes whose outline they touch are honestly reported partial, see the README)."""
-    from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
+    from optimus_control.sim.camera import HeadCamera
     from optimus_control.sim.scene_builder import build_scene
     from optimus_control.sim.scene_spec import load_scene
     from optimus_control.sim.world import SimWorld
 
     robot = RobotModel.load()
     cfg = robot.config.camera
-    camera = PinholeCamera.from_config(cfg)
+    camera = cfg.intrinsics
     world = SimWorld(robot)
-    head = HeadCamera(world.client, world.robot_id, world.link_ids[cfg.optical_frame], PinholeIntrinsics.from_config(cfg))
+    head = HeadCamera(world.client, world.robot_id, world.link_ids[cfg.optical_frame], cfg.intrinsics)
     spec = load_scene("sorting_cell.yaml")
     scorer = Scorer(robot, camera)
     try:

@@ -101,9 +101,9 @@ def open_sim_scene(scene_yaml: str, directory: Path, seed: int = 0) -> SimScene:
     cfg = robot.config.camera
     world = SimWorld(robot)
     head = sim_camera.HeadCamera(world.client, world.robot_id, world.link_ids[cfg.optical_frame],
-                                 sim_camera.PinholeIntrinsics.from_config(cfg))
+                                 cfg.intrinsics)
     built = build_scene(world, load_scene(path), seed)
-    return SimScene(robot, world, head, built.robot_q.copy(), PinholeCamera.from_config(cfg))
+    return SimScene(robot, world, head, built.robot_q.copy(), cfg.intrinsics)
 
 
 def test_sim_camera_and_perception_camera_model_agree(tmp_path):

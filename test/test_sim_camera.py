@@ -9,7 +9,6 @@ import pytest
 
 from optimus_control.sim.camera import (
     HeadCamera,
-    PinholeIntrinsics,
     depth_buffer_to_metres,
     projection_matrix,
     render_rgbd,
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.sim
 
 
 def test_projection_matrix_maps_points_like_the_pinhole_model(robot):
-    k = PinholeIntrinsics.from_config(robot.config.camera)
+    k = robot.config.camera.intrinsics
     proj = projection_matrix(k)
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -30,15 +29,15 @@ def test_projection_matrix_maps_points_like_the_pinhole_model(robot):
         # The pixel TinyRenderer samples there: column u at NDC x = 2u/W - 1, row v at NDC y = 1 - 2(v + 1)/H.
         u_gl = (ndc[0] + 1) / 2 * k.width
         v_gl = (1 - ndc[1]) / 2 * k.height - 1
-        u, v, z = k.project(p)
+        u, v = k.project(p)[0][0]
         assert (u_gl, v_gl) == pytest.approx((u, v), abs=1e-9)
         depth = depth_buffer_to_metres(np.array([(ndc[2] + 1) / 2]), k.near, k.far)[0]
-        assert depth == pytest.approx(z, rel=1e-5)
+        assert depth == pytest.approx(p[2], rel=1e-5)
 
 
 def test_rescaled_intrinsics_keep_the_field_of_view(robot):
-    cam = robot.config.camera
-    half = PinholeIntrinsics.from_config(cam, cam.width // 2, cam.height // 2)
+    cam = robot.config.camera.intrinsics
+    half = cam.scaled(cam.width // 2, cam.height // 2)
     assert half.fx == pytest.approx(cam.fx / 2)
     assert (half.cx + 0.5) / half.width == pytest.approx((cam.cx + 0.5) / cam.width)
 
@@ -46,7 +45,7 @@ def test_rescaled_intrinsics_keep_the_field_of_view(robot):
 def test_box_at_known_pose_projects_to_expected_pixels_and_depth(robot):
     """A thin plate facing the camera, off-centre: its edges land on the predicted pixels, depth = its Z."""
     with SimWorld(robot) as world:
-        k = PinholeIntrinsics.from_config(robot.config.camera)
+        k = robot.config.camera.intrinsics
         cam = HeadCamera(world.client, world.robot_id, world.link_ids[robot.config.camera.optical_frame], k)
         position, rotation = cam.optical_pose()
         centre = np.array([0.25, -0.15, 1.2])               # optical frame [m]: right of and above the axis
@@ -62,8 +61,8 @@ def test_box_at_known_pose_projects_to_expected_pixels_and_depth(robot):
     red = (rgb[:, :, 0] > 150) & (rgb[:, :, 1] < 80) & (rgb[:, :, 2] < 80)
     rows, cols = np.nonzero(red)
     z_front = centre[2] - half[2]
-    u_lo, v_lo, _ = k.project(np.array([centre[0] - half[0], centre[1] - half[1], z_front]))
-    u_hi, v_hi, _ = k.project(np.array([centre[0] + half[0], centre[1] + half[1], z_front]))
+    (u_lo, v_lo), (u_hi, v_hi) = k.project(np.array([[centre[0] - half[0], centre[1] - half[1], z_front],
+                                                     [centre[0] + half[0], centre[1] + half[1], z_front]]))[0]
     # Pixels whose centres fall inside the projected rectangle (one pixel of rasterisation slack).
     assert cols.min() == pytest.approx(np.ceil(u_lo), abs=1)
     assert cols.max() == pytest.approx(np.floor(u_hi), abs=1)
@@ -95,8 +94,8 @@ def _static_box(client: int, centre, half, quat=(0.0, 0.0, 0.0, 1.0), rgba=(0.6,
 def test_flat_surface_back_projects_to_its_height_across_the_image(robot, scale):
     """Depth pixels back-projected with the published intrinsics (u = fx X/Z + cx) land on the surface they
     saw, to 0.3 mm everywhere (a half-pixel offset in the renderer shows as millimetres of height here)."""
-    cam = robot.config.camera
-    k = PinholeIntrinsics.from_config(cam, cam.width * scale, cam.height * scale)
+    cam = robot.config.camera.intrinsics
+    k = cam.scaled(cam.width * scale, cam.height * scale)
     top_z = 0.8
     position, rotation = _look_down_pose(top_z + 0.65, pitch_deg=55.0, roll_deg=20.0)
     client = pb.connect(pb.DIRECT)
@@ -144,7 +143,7 @@ def _intersect(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
 def test_box_corners_project_to_the_expected_pixels(robot):
     """A box face turned 20 deg about the optical axis: its four edges, fitted from the rendered outline to
     sub-pixel precision, meet within 0.5 px of where the pinhole model puts the corners."""
-    k = PinholeIntrinsics.from_config(robot.config.camera)
+    k = robot.config.camera.intrinsics
     position, rotation = np.zeros(3), np.eye(3)            # optical frame = world frame
     centre = np.array([0.12, 0.06, 1.1])                    # [m] face-on plate, off-centre
     half = np.array([0.2, 0.13, 0.005])
@@ -159,8 +158,8 @@ def test_box_corners_project_to_the_expected_pixels(robot):
     mask = np.isfinite(depth)
     front_z = centre[2] - half[2]
     signs = [(-1, -1), (1, -1), (1, 1), (-1, 1)]            # corners in order around the face
-    expected = np.array([k.project(centre + rot_plate @ np.array([sx * half[0], sy * half[1], -half[2]]))[:2]
-                         for sx, sy in signs])
+    expected = k.project(np.array([centre + rot_plate @ np.array([sx * half[0], sy * half[1], -half[2]])
+                                   for sx, sy in signs]))[0]
     assert np.median(depth[mask]) == pytest.approx(front_z, abs=1e-3)
     # Outline crossings: rows for the steep edges, columns for the flat ones; each goes to its nearest edge.
     crossings = []

@@ -150,22 +150,23 @@ def sim_node(sim_process):
 
 def test_camera_topics_types_frames_and_rate(sim_node, robot):
     cam = robot.config.camera
+    k = cam.intrinsics
     rgb, depth = sim_node.got["/camera/color/image_raw"], sim_node.got["/camera/depth/image_raw"]
     assert len(rgb) >= 5 and len(depth) >= 5
     for m in rgb:
-        assert (m.encoding, m.width, m.height, m.step, len(m.data)) == ("rgb8", cam.width, cam.height, 3 * cam.width,
-                                                                       3 * cam.width * cam.height)
+        assert (m.encoding, m.width, m.height, m.step, len(m.data)) == ("rgb8", k.width, k.height, 3 * k.width,
+                                                                       3 * k.width * k.height)
         assert m.header.frame_id == cam.optical_frame
     d = depth[-1]
-    assert (d.encoding, d.width, d.height, d.header.frame_id) == ("32FC1", cam.width, cam.height, cam.optical_frame)
-    metres = np.frombuffer(bytes(d.data), dtype=np.float32).reshape(cam.height, cam.width)
-    assert 0.3 < np.nanmedian(metres) < cam.far                         # the floor/table seen within range
+    assert (d.encoding, d.width, d.height, d.header.frame_id) == ("32FC1", k.width, k.height, cam.optical_frame)
+    metres = np.frombuffer(bytes(d.data), dtype=np.float32).reshape(k.height, k.width)
+    assert 0.3 < np.nanmedian(metres) < k.far                         # the floor/table seen within range
     stamps = np.array([stamp_s(m) for m in rgb])
     assert_rate(stamps, 1.0 / cam.rate_hz)                               # 10 Hz in sim time
     assert {stamp_s(m) for m in depth} & set(stamps)                    # colour and depth share stamps
     info = sim_node.got["/camera/color/camera_info"][-1]
-    assert info.header.frame_id == cam.optical_frame and (info.width, info.height) == (cam.width, cam.height)
-    assert list(info.k) == pytest.approx([cam.fx, 0, cam.cx, 0, cam.fy, cam.cy, 0, 0, 1])
+    assert info.header.frame_id == cam.optical_frame and (info.width, info.height) == (k.width, k.height)
+    assert list(info.k) == pytest.approx([k.fx, 0, k.cx, 0, k.fy, k.cy, 0, 0, 1])
     assert sim_node.got["/camera/depth/camera_info"][-1].header.frame_id == cam.optical_frame
 
 

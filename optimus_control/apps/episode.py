@@ -40,7 +40,7 @@ from optimus_control.model import RobotModel
 from optimus_control.model.settings_schema import build, load_parameter_file
 from optimus_control.model.yaml_reader import parse_yaml
 from optimus_control.numerics import single_threaded_numerics
-from optimus_control.perception import PerceptionParams, PinholeCamera
+from optimus_control.perception import PerceptionParams
 from optimus_control.perception.params import PerceptionNodeSettings
 from optimus_control.perception.pipeline import PerceptionPipeline
 from optimus_control.planning import load_job
@@ -49,7 +49,7 @@ from optimus_control.planning.executive import TaskExecutive
 from optimus_control.planning.geometry import Pose
 from optimus_control.planning.interfaces import LOST, TRACKED, ControllerStatus, PerceivedObject, PerceptionSnapshot
 from optimus_control.planning.node_settings import TaskPlannerSettings
-from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
+from optimus_control.sim.camera import HeadCamera
 from optimus_control.sim.scene_builder import build_scene
 from optimus_control.sim.scene_spec import load_scene
 from optimus_control.sim.world import SimWorld
@@ -97,10 +97,9 @@ class InProcessPerception:
 
     def __init__(self, robot: RobotModel, world: SimWorld, params: PerceptionParams):
         cam = robot.config.camera
-        self.intrinsics = PinholeIntrinsics.from_config(cam)
+        self.intrinsics = cam.intrinsics
         self.camera = HeadCamera(world.client, world.robot_id, world.link_ids[cam.optical_frame], self.intrinsics)
-        k = self.intrinsics
-        self.pipeline = PerceptionPipeline(robot, PinholeCamera.from_k(k.width, k.height, np.array(k.k)), params)
+        self.pipeline = PerceptionPipeline(robot, self.intrinsics, params)
         self.rate_hz = cam.rate_hz
         self._snapshot: PerceptionSnapshot | None = None
         self.frames = 0

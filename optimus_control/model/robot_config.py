@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from optimus_control.model.paths import resolve_data_path
+from optimus_control.model.pinhole_camera import PinholeCamera
 from optimus_control.model.yaml_reader import YamlReader
 
 TOP_LEVEL_KEYS = {
@@ -53,16 +54,11 @@ class GripperConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
+    """The head camera: its URDF links, intrinsics and depth range, and frame rate [Hz]."""
+
     link: str
     optical_frame: str
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    near: float
-    far: float
+    intrinsics: PinholeCamera
     rate_hz: float
 
 
@@ -138,11 +134,12 @@ def load_robot_config(path: str | os.PathLike = "optimus.yaml") -> RobotConfig:
     cam = r.exact(data["camera"], "camera", cam_keys)
     camera = CameraConfig(
         link=r.string(cam["link"], "camera.link"), optical_frame=r.string(cam["optical_frame"], "camera.optical_frame"),
-        width=int(r.number(cam["width"], "camera.width", positive=True)),
-        height=int(r.number(cam["height"], "camera.height", positive=True)),
-        fx=r.number(cam["fx"], "camera.fx", positive=True), fy=r.number(cam["fy"], "camera.fy", positive=True),
-        cx=r.number(cam["cx"], "camera.cx"), cy=r.number(cam["cy"], "camera.cy"),
-        near=r.number(cam["near"], "camera.near", positive=True), far=r.number(cam["far"], "camera.far", positive=True),
+        intrinsics=PinholeCamera(
+            width=int(r.number(cam["width"], "camera.width", positive=True)),
+            height=int(r.number(cam["height"], "camera.height", positive=True)),
+            fx=r.number(cam["fx"], "camera.fx", positive=True), fy=r.number(cam["fy"], "camera.fy", positive=True),
+            cx=r.number(cam["cx"], "camera.cx"), cy=r.number(cam["cy"], "camera.cy"),
+            near=r.number(cam["near"], "camera.near", positive=True), far=r.number(cam["far"], "camera.far", positive=True)),
         rate_hz=r.number(cam["rate_hz"], "camera.rate_hz", positive=True),
     )
     posture = {r.string(k, "standing_posture"): r.number(v, f"standing_posture.{k}")

@@ -1,7 +1,7 @@
 """Perception: RGB-D images + robot state -> boxes and bins in the odom frame, tracked over time."""
 
+from optimus_control.model.pinhole_camera import PinholeCamera
 from optimus_control.perception.box_detector import BoxDetector, FrameResult
-from optimus_control.perception.camera_model import PinholeCamera
 from optimus_control.perception.colour_classifier import ColourClassifier
 from optimus_control.perception.detection import Detection
 from optimus_control.perception.params import ColourClass, PerceptionParams

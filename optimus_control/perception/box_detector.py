@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optimus_control.errors import SensorDataError
+from optimus_control.model.pinhole_camera import PinholeCamera
 from optimus_control.perception.box_fitting import fit_object
-from optimus_control.perception.camera_model import PinholeCamera
 from optimus_control.perception.colour_classifier import ColourClassifier
 from optimus_control.perception.detection import Detection
 from optimus_control.perception.frame_data import FrameData, compute_frame_data

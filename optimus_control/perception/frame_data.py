@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from optimus_control.perception.camera_model import PinholeCamera
+from optimus_control.model.pinhole_camera import PinholeCamera
 
 _LAB_SCALE = np.array([100.0 / 255.0, 1.0, 1.0], dtype=np.float32)
 _LAB_OFFSET = np.array([0.0, 128.0, 128.0], dtype=np.float32)

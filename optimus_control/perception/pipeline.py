@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optimus_control.model import RobotModel
+from optimus_control.model.pinhole_camera import PinholeCamera
 from optimus_control.perception.box_detector import BoxDetector
-from optimus_control.perception.camera_model import PinholeCamera
 from optimus_control.perception.detection import Detection
 from optimus_control.perception.params import PerceptionParams
 from optimus_control.perception.robot_state_buffer import RobotStateBuffer

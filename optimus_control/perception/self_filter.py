@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from optimus_control.perception.camera_model import PinholeCamera
+from optimus_control.model.pinhole_camera import PinholeCamera
 from optimus_control.perception.robot_view import RobotView
 
 _CORNER_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=float)

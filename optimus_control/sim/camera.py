@@ -10,49 +10,19 @@ z forward), looked up in PyBullet every frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import numpy as np
 import pybullet as pb
 
 from optimus_control.errors import SimulationError
-from optimus_control.model.robot_config import CameraConfig
+from optimus_control.model.pinhole_camera import PinholeCamera
 
 # Optical frame (x right, y down, z forward) -> OpenGL eye frame (x right, y up, z backward).
 _OPTICAL_TO_GL = np.diag([1.0, -1.0, -1.0])
 
 
-@dataclass(frozen=True)
-class PinholeIntrinsics:
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    near: float  # [m]
-    far: float   # [m]
-
-    @classmethod
-    def from_config(cls, cam: CameraConfig, width: int | None = None, height: int | None = None) -> PinholeIntrinsics:
-        """The configured intrinsics, rescaled if another resolution is asked for."""
-        w, h = width or cam.width, height or cam.height
-        sx, sy = w / cam.width, h / cam.height
-        # Scale about the pixel-grid edge: u_edge = u_centre + 0.5 scales linearly.
-        return cls(w, h, cam.fx * sx, cam.fy * sy, (cam.cx + 0.5) * sx - 0.5, (cam.cy + 0.5) * sy - 0.5, cam.near, cam.far)
-
-    @property
-    def k(self) -> list[float]:
-        """Row-major 3x3 camera matrix (sensor_msgs/CameraInfo.k)."""
-        return [self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0]
-
-    def project(self, point_optical: np.ndarray) -> tuple[float, float, float]:
-        """(u, v, depth [m]) of a point given in the optical frame."""
-        x, y, z = point_optical
-        return self.fx * x / z + self.cx, self.fy * y / z + self.cy, float(z)
-
-
-def projection_matrix(k: PinholeIntrinsics) -> np.ndarray:
+def projection_matrix(k: PinholeCamera) -> np.ndarray:
     """4x4 OpenGL projection matrix for PyBullet's TinyRenderer equivalent to the pinhole intrinsics (row-major).
 
     TinyRenderer does not sample pixel centres: it rasterises at integer window coordinates
@@ -65,6 +35,8 @@ def projection_matrix(k: PinholeIntrinsics) -> np.ndarray:
     Callers pass it to PyBullet transposed and flattened (OpenGL's column-major order).
     """
     w, h, n, f = k.width, k.height, k.near, k.far
+    if not (n > 0.0 and math.isfinite(f)):
+        raise SimulationError(f"rendering needs a depth range 0 < near < far < inf, the camera has [{n}, {f}] m")
     return np.array([
         [2 * k.fx / w, 0.0, 1.0 - 2 * k.cx / w, 0.0],
         [0.0, 2 * k.fy / h, (2 * k.cy + 2) / h - 1.0, 0.0],
@@ -93,7 +65,7 @@ def depth_buffer_to_metres(buffer: np.ndarray, near: float, far: float) -> np.nd
 class HeadCamera:
     """Renders RGB (uint8 HxWx3) and depth (float32 HxW, metres) from a robot link's optical frame."""
 
-    def __init__(self, client: int, body_id: int, link_index: int, intrinsics: PinholeIntrinsics):
+    def __init__(self, client: int, body_id: int, link_index: int, intrinsics: PinholeCamera):
         if link_index < 0:
             raise SimulationError("the camera optical frame must be a link of the robot, not its base")
         self.client, self.body_id, self.link_index, self.k = client, body_id, link_index, intrinsics
@@ -109,7 +81,7 @@ class HeadCamera:
         return render_rgbd(self.client, self.k, position, rotation, self._projection)
 
 
-def render_rgbd(client: int, k: PinholeIntrinsics, position_world: np.ndarray, rotation_world_optical: np.ndarray,
+def render_rgbd(client: int, k: PinholeCamera, position_world: np.ndarray, rotation_world_optical: np.ndarray,
                 projection: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """RGB (uint8 HxWx3) and depth (float32 HxW, optical-axis Z [m], NaN = no hit) seen from an optical frame pose.
 

@@ -37,7 +37,7 @@ def _child(conn, job: RenderJob) -> None:
     """Child process main: build the mirror world, then serve frame and rebuild requests."""
     try:
         from optimus_control.model import RobotModel
-        from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
+        from optimus_control.sim.camera import HeadCamera
         from optimus_control.sim.scene_builder import build_scene, clear_scene
         from optimus_control.sim.scene_spec import load_scene
         from optimus_control.sim.world import SimWorld
@@ -49,7 +49,7 @@ def _child(conn, job: RenderJob) -> None:
             build_scene(world, spec, job.seed)
         cam = robot.config.camera
         camera = HeadCamera(world.client, world.robot_id, world.link_ids[cam.optical_frame],
-                            PinholeIntrinsics.from_config(cam, job.width, job.height))
+                            cam.intrinsics.scaled(job.width, job.height))
         import pybullet as pb
 
         conn.send(("ready", None))

@@ -25,7 +25,7 @@ from optimus_control.model import RobotModel
 from optimus_control.model.settings_schema import section, setting
 from optimus_control.sim.actuators import ActuatorParams
 from optimus_control.sim.bus_server import MODES, BusServer, RealTimeFactor
-from optimus_control.sim.camera import HeadCamera, PinholeIntrinsics
+from optimus_control.sim.camera import HeadCamera
 from optimus_control.sim.render_process import RenderJob, RenderProcess
 from optimus_control.sim.scene_builder import BuiltScene, build_scene, clear_scene
 from optimus_control.sim.scene_spec import load_scene
@@ -113,7 +113,7 @@ class SimRunner:
         self.harness = SupportHarness(self.world)
         self.server = BusServer(self.world, bus, self.harness) if bus is not None else None
         cam = self.robot.config.camera
-        self.intrinsics = PinholeIntrinsics.from_config(cam, settings.camera_width or None, settings.camera_height or None)
+        self.intrinsics = cam.intrinsics.scaled(settings.camera_width or None, settings.camera_height or None)
         self.camera = None
         if settings.camera_enabled:
             self.camera = HeadCamera(self.world.client, self.world.robot_id, self.world.link_ids[cam.optical_frame],

@@ -46,9 +46,8 @@ def render_frames(n_scenes: int) -> tuple[RobotModel, list[tuple[np.ndarray, np.
     from optimus_control.sim.world import SimWorld
 
     robot = RobotModel.load()
-    cam = robot.config.camera
     world = SimWorld(robot)
-    head = HeadCamera(world.client, world.robot_id, world.link_ids[cam.optical_frame], cam.intrinsics)
+    head = HeadCamera.on_robot(world)
     frames = []
     with TemporaryDirectory() as tmp:
         path = Path(tmp) / "perception_bench.yaml"

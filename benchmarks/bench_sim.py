@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from optimus_control.control.joint_gains import capped_joint_gains
+from optimus_control.control.static_support import static_foot_wrenches
 from optimus_control.rt import Dynamics, Loop, LoopConfig, RobotBus, ShmTransport
 from optimus_control.sim.runner import SimRunner, SimSettings
 
@@ -29,16 +30,8 @@ def _controller(robot, dyn, name: str) -> tuple[Loop, ShmTransport]:
     loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="lockstep", lock_memory=False, rt_priority=0))
     q0 = robot.standing_configuration()
     kp, kd = capped_joint_gains(robot, robot.kp, robot.kd, DT)
-    # Half the weight on each foot, centre of pressure level with the centre of mass in x.
-    half, com = robot.total_mass * 9.81 / 2, robot.center_of_mass(q0)
-    wrenches = []
-    for foot in robot.config.feet:
-        sole = robot.frame_placement(q0, foot.frame)
-        r = sole.rotation.T @ np.array([com[0] - sole.translation[0], 0.0, 0.0])
-        f = sole.rotation.T @ np.array([0.0, 0.0, half])
-        wrenches.append(np.concatenate([f, np.cross(r, f)]))
     loop.set_references(qdd=np.zeros(dyn.nv), q=q0[7:], v=np.zeros(robot.n_joints), kp=kp, kd=kd,
-                        contact_wrenches=np.array(wrenches), contacts_active=[1, 1],
+                        contact_wrenches=static_foot_wrenches(robot, q0), contacts_active=[1, 1],
                         base_pose=q0[:7], base_twist=np.zeros(6))
     return loop, transport
 

@@ -35,10 +35,8 @@ def sim(tmp_path_factory):
     path = tmp_path_factory.mktemp("scenes") / "perception_self.yaml"
     path.write_text(TABLE_YAML)
     robot = RobotModel.load()
-    cfg = robot.config.camera
     world = SimWorld(robot)
-    head = sim_camera.HeadCamera(world.client, world.robot_id, world.link_ids[cfg.optical_frame],
-                                 cfg.intrinsics)
+    head = sim_camera.HeadCamera.on_robot(world)
     built = build_scene(world, load_scene(path), 0)
     yield robot, world, head, built.robot_q.copy()
     world.close()

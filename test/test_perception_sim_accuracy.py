@@ -106,8 +106,7 @@ def both_figures(tmp_path_factory):
     cam_cfg = robot.config.camera
     camera = cam_cfg.intrinsics
     world = SimWorld(robot)
-    head = sim_camera.HeadCamera(world.client, world.robot_id, world.link_ids[cam_cfg.optical_frame],
-                                 cam_cfg.intrinsics)
+    head = sim_camera.HeadCamera.on_robot(world)
     spec = load_scene(path)
     clean, noisy = Scorer(robot, camera), Scorer(robot, camera)
     neck = 7 + robot.joint_index("neck_pitch")
@@ -277,7 +276,7 @@ def bin_views(tmp_path_factory):
     robot = RobotModel.load()
     cfg = robot.config.camera
     world = SimWorld(robot)
-    head = HeadCamera(world.client, world.robot_id, world.link_ids[cfg.optical_frame], cfg.intrinsics)
+    head = HeadCamera.on_robot(world)
     scene_file = tmp_path_factory.mktemp("bins") / "bins_around.yaml"
     scene_file.write_text(BIN_SCENE_YAML)
     spec = load_scene(scene_file)
@@ -332,7 +331,7 @@ def test_sim_boxes_on_the_roller_table(tmp_path):
     cfg = robot.config.camera
     camera = cfg.intrinsics
     world = SimWorld(robot)
-    head = HeadCamera(world.client, world.robot_id, world.link_ids[cfg.optical_frame], cfg.intrinsics)
+    head = HeadCamera.on_robot(world)
     spec = load_scene("sorting_cell.yaml")
     scorer = Scorer(robot, camera)
     try:

@@ -100,8 +100,7 @@ def open_sim_scene(scene_yaml: str, directory: Path, seed: int = 0) -> SimScene:
     robot = RobotModel.load()
     cfg = robot.config.camera
     world = SimWorld(robot)
-    head = sim_camera.HeadCamera(world.client, world.robot_id, world.link_ids[cfg.optical_frame],
-                                 cfg.intrinsics)
+    head = sim_camera.HeadCamera.on_robot(world)
     built = build_scene(world, load_scene(path), seed)
     return SimScene(robot, world, head, built.robot_q.copy(), cfg.intrinsics)
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from optimus_control.control.joint_gains import capped_joint_gains
+from optimus_control.control.static_support import static_foot_wrenches
 from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, RobotBus, ShmTransport
 from optimus_control.sim.runner import SimRunner, SimSettings
 
@@ -34,18 +35,8 @@ def standing_through_the_bus(robot, dyn, tag: str, seconds: float, scene: str = 
     loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="lockstep", lock_memory=False))
     q0 = robot.standing_configuration()
     kp, kd = capped_joint_gains(robot, robot.kp, robot.kd, DT)
-    # Each foot carries half the weight with its centre of pressure level with the centre of mass in x
-    # (the moment about the sole origin is r x f, r from the sole origin to that point).
-    half_weight = robot.total_mass * 9.81 / 2
-    com = robot.center_of_mass(q0)
-    wrenches = []
-    for foot in robot.config.feet:
-        sole = robot.frame_placement(q0, foot.frame)
-        r = sole.rotation.T @ np.array([com[0] - sole.translation[0], 0.0, 0.0])
-        f = sole.rotation.T @ np.array([0.0, 0.0, half_weight])
-        wrenches.append(np.concatenate([f, np.cross(r, f)]))
     loop.set_references(qdd=np.zeros(dyn.nv), q=q0[7:], v=np.zeros(robot.n_joints), kp=kp, kd=kd,
-                        contact_wrenches=np.array(wrenches),
+                        contact_wrenches=static_foot_wrenches(robot, q0),
                         contacts_active=[1.0, 1.0], base_pose=q0[:7], base_twist=np.zeros(6))
     base = []
     try:

@@ -46,7 +46,7 @@ def test_box_at_known_pose_projects_to_expected_pixels_and_depth(robot):
     """A thin plate facing the camera, off-centre: its edges land on the predicted pixels, depth = its Z."""
     with SimWorld(robot) as world:
         k = robot.config.camera.intrinsics
-        cam = HeadCamera(world.client, world.robot_id, world.link_ids[robot.config.camera.optical_frame], k)
+        cam = HeadCamera.on_robot(world, k)
         position, rotation = cam.optical_pose()
         centre = np.array([0.25, -0.15, 1.2])               # optical frame [m]: right of and above the axis
         half = np.array([0.08, 0.05, 0.002])

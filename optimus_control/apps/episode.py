@@ -98,7 +98,7 @@ class InProcessPerception:
     def __init__(self, robot: RobotModel, world: SimWorld, params: PerceptionParams):
         cam = robot.config.camera
         self.intrinsics = cam.intrinsics
-        self.camera = HeadCamera(world.client, world.robot_id, world.link_ids[cam.optical_frame], self.intrinsics)
+        self.camera = HeadCamera.on_robot(world, self.intrinsics)
         self.pipeline = PerceptionPipeline(robot, self.intrinsics, params)
         self.rate_hz = cam.rate_hz
         self._snapshot: PerceptionSnapshot | None = None

@@ -71,6 +71,13 @@ class HeadCamera:
         self.client, self.body_id, self.link_index, self.k = client, body_id, link_index, intrinsics
         self._projection = projection_matrix(intrinsics).T.flatten().tolist()  # OpenGL wants column-major
 
+    @classmethod
+    def on_robot(cls, world, intrinsics: PinholeCamera | None = None) -> HeadCamera:
+        """The robot config's head camera in a :class:`~optimus_control.sim.world.SimWorld`, with the
+        configured intrinsics unless others (e.g. another resolution) are given."""
+        cam = world.robot.config.camera
+        return cls(world.client, world.robot_id, world.link_ids[cam.optical_frame], intrinsics or cam.intrinsics)
+
     def optical_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Optical frame position [m] and rotation matrix in the world (ground truth, used to render only)."""
         st = pb.getLinkState(self.body_id, self.link_index, computeForwardKinematics=1, physicsClientId=self.client)

@@ -47,9 +47,7 @@ def _child(conn, job: RenderJob) -> None:
         spec = load_scene(job.scene) if job.scene not in ("", "none") else None
         if spec is not None:
             build_scene(world, spec, job.seed)
-        cam = robot.config.camera
-        camera = HeadCamera(world.client, world.robot_id, world.link_ids[cam.optical_frame],
-                            cam.intrinsics.scaled(job.width, job.height))
+        camera = HeadCamera.on_robot(world, robot.config.camera.intrinsics.scaled(job.width, job.height))
         import pybullet as pb
 
         conn.send(("ready", None))

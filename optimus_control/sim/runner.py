@@ -116,8 +116,7 @@ class SimRunner:
         self.intrinsics = cam.intrinsics.scaled(settings.camera_width or None, settings.camera_height or None)
         self.camera = None
         if settings.camera_enabled:
-            self.camera = HeadCamera(self.world.client, self.world.robot_id, self.world.link_ids[cam.optical_frame],
-                                     self.intrinsics)
+            self.camera = HeadCamera.on_robot(self.world, self.intrinsics)
         self.camera_rate_hz = settings.camera_rate_hz or cam.rate_hz
         self.renderer: RenderProcess | None = None
         dt = self.world.params.time_step_s

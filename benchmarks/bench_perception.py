@@ -2,7 +2,7 @@
 
 Frames are rendered by the simulator (head camera, robot arms in view) from seeded scenes with 3-8
 boxes on a table; each frame is processed (state lookup, camera pose, self-filter, planes,
-segmentation, fits, tracking) in a loop. Judged by (issue 6): median and p99 <= 20 ms per frame on
+segmentation, fits, tracking) in a loop. Judged by: median and p99 <= 20 ms per frame on
 the 2-core machine. Other processes share the 2 cores, so the wall time per frame includes waiting
 for a core: the verdict is on the process CPU time per frame (what the pipeline itself costs), and
 the wall time is printed next to it with the load average.

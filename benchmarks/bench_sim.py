@@ -1,6 +1,6 @@
 """The PyBullet humanoid: step cost including bus I/O, camera render time, whole-sim real-time factor.
 
-Judged by (issue 4): sim step including bus I/O for the humanoid standing <= 0.4 ms per 1 ms step
+Judged by: sim step including bus I/O for the humanoid standing <= 0.4 ms per 1 ms step
 (real-time factor >= 2.5 without the camera); camera frame render time at 320x240 and the whole-sim
 real-time factor with the camera on are reported (no fixed goal; RTF >= 1 is needed for real-time mode).
 The robot stands under the real C loop (joint PD + inverse dynamics) over the shm bus in lockstep; the

@@ -1,6 +1,6 @@
 """Whole-body controller timing, QP solver comparison and push-recovery limits.
 
-Figures printed (goals from issue 5):
+Figures printed, with their goals:
   * WBC update (model update + QP build + solve) median / p99 at the shipped rate (config/whole_body_controller.yaml,
     250 Hz): goal median <= 1 ms, p99 <= 2 ms;
   * QP solve alone, median: goal <= 0.3 ms;

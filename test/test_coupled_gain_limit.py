@@ -20,7 +20,7 @@ from optimus_control.sim.world import SimWorld
 pytestmark = pytest.mark.sim
 
 DT = 0.001
-# Right arm where the sorting cell's seed 9 went unstable: shoulder roll near -pi/2 lines up the shoulder
+# A right arm posture where the explicit PD goes unstable: shoulder roll near -pi/2 lines up the shoulder
 # pitch and yaw axes; shoulder yaw and wrist yaw at opposite limits.
 SINGULAR_RIGHT_ARM = {"r_shoulder_pitch": -0.84, "r_shoulder_roll": -1.34, "r_shoulder_yaw": 1.55,
                       "r_elbow": -1.05, "r_wrist_yaw": -1.55, "r_wrist_pitch": 0.74}

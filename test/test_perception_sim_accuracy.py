@@ -6,7 +6,7 @@ the sim renders its head camera (robot arms in view); the pipeline gets only the
 state (joint positions + base pose) and computes its camera pose from the robot model. Ground truth
 (`SimWorld.ground_truth`) is used to score only. Boxes whose top face is less than 90 % visible (hidden
 by another box or the robot's hands) are not required; their partial detections must lie on them.
-Targets as in issue 6. Bins: the sorting cell's three bins on stands, seen with the robot turned.
+Bins: the sorting cell's three bins on stands, seen with the robot turned.
 """
 
 from __future__ import annotations

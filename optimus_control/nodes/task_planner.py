@@ -23,8 +23,10 @@ whole_body_controller/task_status (in)                 diagnostic_msgs/Diagnosti
                                                                                              "hand_<hand>" or "<hand>_hand",
                                                                                              "gaze", ... ("prefix: " ignored);
                                                                                              keys goal_reached (true/false),
-                                                                                             position_error_m, goal_stamp
-                                                                                             (goal header stamp, s, opt.),
+                                                                                             position_error_m (hands),
+                                                                                             error_norm (other tasks),
+                                                                                             goal_stamp (goal header
+                                                                                             stamp, s, opt.),
                                                                                              clamped (true = unreachable);
                                                                                              level ERROR = fault
 /diagnostics (in)                                      diagnostic_msgs/DiagnosticArray       ERROR from a status named

@@ -34,6 +34,10 @@ class PinholeCamera:
     far: float = math.inf
 
     def __post_init__(self) -> None:
+        # float64 scalars: arithmetic with float32 images then runs in float64 (NumPy 2 keeps float32 for a
+        # Python float), the same whether the camera came from a CameraInfo or from the robot config.
+        for name in ("fx", "fy", "cx", "cy", "near", "far"):
+            object.__setattr__(self, name, np.float64(getattr(self, name)))
         if self.width <= 0 or self.height <= 0 or not (self.fx > 0 and self.fy > 0):
             raise SensorDataError(f"invalid camera intrinsics {self}: sizes and focal lengths must be > 0")
         if not 0.0 <= self.near < self.far:
@@ -43,7 +47,7 @@ class PinholeCamera:
     def from_k(cls, width: int, height: int, k: np.ndarray) -> PinholeCamera:
         """From a row-major 3x3 K matrix (sensor_msgs/CameraInfo.k)."""
         k = np.asarray(k, dtype=float).reshape(3, 3)
-        return cls(int(width), int(height), float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]))
+        return cls(int(width), int(height), k[0, 0], k[1, 1], k[0, 2], k[1, 2])
 
     def scaled(self, width: int | None = None, height: int | None = None) -> PinholeCamera:
         """The same field of view at another resolution (None keeps a size)."""
@@ -58,14 +62,15 @@ class PinholeCamera:
         """Row-major 3x3 camera matrix (sensor_msgs/CameraInfo.k)."""
         return [self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0]
 
-    # Ray slopes x/z per column and y/z per row, and as (H, W) grids: computed once per camera, when first used.
+    # Ray slopes x/z per column and y/z per row (float64), and as (H, W) grids: computed once per camera, when
+    # first used.
     @cached_property
     def _slope_x(self) -> np.ndarray:
-        return (np.arange(self.width, dtype=np.float32) - self.cx) / self.fx
+        return (np.arange(self.width, dtype=np.float64) - self.cx) / self.fx
 
     @cached_property
     def _slope_y(self) -> np.ndarray:
-        return (np.arange(self.height, dtype=np.float32) - self.cy) / self.fy
+        return (np.arange(self.height, dtype=np.float64) - self.cy) / self.fy
 
     @cached_property
     def ray_slopes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +80,8 @@ class PinholeCamera:
                 np.ascontiguousarray(np.broadcast_to(self._slope_y[:, None], shape)))
 
     def ray_combination(self, a: float, b: float, c: float, out: np.ndarray | None = None) -> np.ndarray:
-        """(H, W) float32 a x/z + b y/z + c of every pixel's ray, e.g. one odom axis of the unit-depth ray.
+        """(H, W) a x/z + b y/z + c of every pixel's ray (into ``out`` if given), e.g. one odom axis of the
+        unit-depth ray.
 
         One broadcast sum of a row and a column vector: the x slope depends on the column only, the y slope
         on the row only.

@@ -32,6 +32,7 @@ from optimus_control.nodes.names import (
     is_own_status,
     resolve_name,
 )
+from optimus_control.nodes.ros_time import stamp_to_s
 
 REPO = Path(__file__).resolve().parents[1]
 START_S = 150.0  # bring-up of a stack on a loaded 2-core machine: generous, never reached when things work
@@ -220,9 +221,6 @@ class Probe:
         self._thread.join(timeout=5.0)
 
 
-def _stamp_s(stamp) -> float:
-    return stamp.sec + 1e-9 * stamp.nanosec
-
 
 # ---- single nodes ------------------------------------------------------------------------------------
 @pytest.mark.ros
@@ -264,7 +262,7 @@ def test_remapping_moves_every_kind_of_name_and_the_time_source_follows_a_remapp
         assert "/r9/truth/reset" in services and "/r9/sim/reset" not in services, services
         # rclpy's time source subscribes to the remapped clock: the probe's ROS time is the sim's time.
         with probe.lock:
-            sim_time = _stamp_s(clock["msg"].clock)
+            sim_time = stamp_to_s(clock["msg"].clock)
         now = probe.node.get_clock().now().nanoseconds * 1e-9
         assert now > 0.0 and abs(now - sim_time) < 5.0, (now, sim_time)
         assert probe.node.get_clock().ros_time_is_active
@@ -372,7 +370,7 @@ def test_two_robots_on_one_domain_take_only_their_own_goals(isolated, tmp_path, 
             if diag["msg"] is not None:
                 for s in diag["msg"].status:
                     values = {kv.key: kv.value for kv in s.values}
-                    controllers[s.name] = (_stamp_s(diag["msg"].header.stamp), values.get("controller_state", ""))
+                    controllers[s.name] = (stamp_to_s(diag["msg"].header.stamp), values.get("controller_state", ""))
             latest = [controllers.get(f"/{ns}/whole_body_controller", (0.0, "")) for ns in stacks]
             return all(stamp > 0.0 and state == "running" for stamp, state in latest) \
                 and all(truth[ns]["n"] > 0 and tasks[ns]["n"] > 0 for ns in stacks)
@@ -407,7 +405,7 @@ def test_two_robots_on_one_domain_take_only_their_own_goals(isolated, tmp_path, 
             pub = probe.node.create_publisher(PoseStamped, f"/{ns}/whole_body_controller/{hand_cfg.name}_hand/goal", 10)
             probe.wait(lambda: pub.get_subscription_count() > 0, 30.0, f"{ns}'s goal subscription")
             pub.publish(goal)
-            return _stamp_s(goal.header.stamp)
+            return stamp_to_s(goal.header.stamp)
 
         for target, other, hand_cfg in (("r1", "r2", robot.config.hands[0]), ("r2", "r1", robot.config.hands[-1])):
             hand = hand_cfg.name
@@ -485,7 +483,7 @@ def test_real_time_mode_on_the_wall_clock_stamps_in_wall_time(isolated, tmp_path
         probe.wait(lambda: all(b["n"] > 0 for b in boxes.values()), START_S, "state, odometry, ground truth, diagnostics",
                    (stack,))
         with probe.lock:
-            stamps = {name: _stamp_s(b["msg"].header.stamp) for name, b in boxes.items()}
+            stamps = {name: stamp_to_s(b["msg"].header.stamp) for name, b in boxes.items()}
         wall = time.time()
         # Generous: a loaded machine delays messages by seconds at most; sim time would be ~1e1, wall ~1.8e9.
         assert all(abs(wall - s) < 60.0 for s in stamps.values()), {k: wall - s for k, s in stamps.items()}

@@ -18,6 +18,8 @@ import pytest
 from conftest import free_ros_domain, ros_env
 from test_perception_sim_scenes import TABLE_TOP_M, TABLE_YAML, open_sim_scene
 
+from optimus_control.nodes.ros_time import s_to_stamp
+
 pytestmark = pytest.mark.ros
 
 DOMAIN_ID = free_ros_domain()
@@ -58,12 +60,6 @@ def monkeypatch_module():
     yield mp
     mp.undo()
 
-
-def _stamp(t_s: float):
-    from builtin_interfaces.msg import Time
-
-    ns = int(round(t_s * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 class Driver:
@@ -117,7 +113,7 @@ class Driver:
         d = self.Image(height=depth.shape[0], width=depth.shape[1], encoding="32FC1", step=depth.shape[1] * 4,
                        data=depth.astype("<f4").tobytes())
         for m in (colour, d):
-            m.header.stamp, m.header.frame_id = _stamp(self.t), "head_camera_optical_frame"
+            m.header.stamp, m.header.frame_id = s_to_stamp(self.t), "head_camera_optical_frame"
         return colour, d
 
     def publish_frame(self, info: bool = True, state: bool = True, **image_kw) -> float:
@@ -127,10 +123,10 @@ class Driver:
         if state:
             for dt in (-0.02, -0.01, 0.0):
                 js = self.JointState(name=list(self.robot.joint_names), position=self.q[7:].tolist())
-                js.header.stamp = _stamp(stamp + dt)
+                js.header.stamp = s_to_stamp(stamp + dt)
                 self.pub_joints.publish(js)
                 od = self.Odometry()
-                od.header.stamp, od.header.frame_id, od.child_frame_id = _stamp(stamp + dt), "odom", "base_link"
+                od.header.stamp, od.header.frame_id, od.child_frame_id = s_to_stamp(stamp + dt), "odom", "base_link"
                 p, q = self.q[:3], self.q[3:7]
                 od.pose.pose.position.x, od.pose.pose.position.y, od.pose.pose.position.z = (float(v) for v in p)
                 o = od.pose.pose.orientation
@@ -140,7 +136,7 @@ class Driver:
             c = self.camera
             ci = self.CameraInfo(width=c.width, height=c.height, distortion_model="plumb_bob",
                                  k=[c.fx, 0.0, c.cx, 0.0, c.fy, c.cy, 0.0, 0.0, 1.0])
-            ci.header.stamp, ci.header.frame_id = _stamp(stamp), "head_camera_optical_frame"
+            ci.header.stamp, ci.header.frame_id = s_to_stamp(stamp), "head_camera_optical_frame"
             self.pub_info.publish(ci)
         self.spin(0.01)
         colour, depth = self.image_msgs(**image_kw)

@@ -21,6 +21,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import SetBool, Trigger
 from visualization_msgs.msg import MarkerArray
 
+from optimus_control.nodes.ros_time import stamp_to_s
 from optimus_control.sim.runner import SimSettings
 
 pytestmark = pytest.mark.ros
@@ -79,9 +80,6 @@ class Probe:
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
 
-
-def stamp_s(msg) -> float:
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
 def assert_rate(stamps, period_s: float) -> None:
@@ -161,9 +159,9 @@ def test_camera_topics_types_frames_and_rate(sim_node, robot):
     assert (d.encoding, d.width, d.height, d.header.frame_id) == ("32FC1", k.width, k.height, cam.optical_frame)
     metres = np.frombuffer(bytes(d.data), dtype=np.float32).reshape(k.height, k.width)
     assert 0.3 < np.nanmedian(metres) < k.far                         # the floor/table seen within range
-    stamps = np.array([stamp_s(m) for m in rgb])
+    stamps = np.array([stamp_to_s(m.header.stamp) for m in rgb])
     assert_rate(stamps, 1.0 / cam.rate_hz)                               # 10 Hz in sim time
-    assert {stamp_s(m) for m in depth} & set(stamps)                    # colour and depth share stamps
+    assert {stamp_to_s(m.header.stamp) for m in depth} & set(stamps)  # colour and depth share stamps
     info = sim_node.got["/camera/color/camera_info"][-1]
     assert info.header.frame_id == cam.optical_frame and (info.width, info.height) == (k.width, k.height)
     assert list(info.k) == pytest.approx([k.fx, 0, k.cx, 0, k.fy, k.cy, 0, 0, 1])
@@ -171,12 +169,12 @@ def test_camera_topics_types_frames_and_rate(sim_node, robot):
 
 
 def test_clock_and_ground_truth_topics(sim_node, robot):
-    clock = [c.clock.sec + c.clock.nanosec * 1e-9 for c in sim_node.got["/clock"]]
+    clock = [stamp_to_s(c.clock) for c in sim_node.got["/clock"]]
     assert len(clock) > 10 and np.all(np.diff(clock) > 0)
     assert_rate(clock, 1 / 50.0)                                         # 50 Hz in sim time
     poses = sim_node.got["/sim/base_pose"]
     assert poses[-1].header.frame_id == "odom" and sim_node.got["/sim/base_twist"][-1].header.frame_id == "odom"
-    assert_rate([stamp_s(p) for p in poses], 1.0 / SimSettings().ground_truth_rate_hz)  # the shipped 50 Hz
+    assert_rate([stamp_to_s(p.header.stamp) for p in poses], 1.0 / SimSettings().ground_truth_rate_hz)  # shipped 50 Hz
     assert poses[-1].pose.position.z == pytest.approx(robot.standing_configuration()[2], abs=0.02)
     markers = sim_node.got["/sim/objects"][-1].markers
     assert 6 <= len(markers) <= 8 and {m.header.frame_id for m in markers} == {"odom"}

@@ -17,6 +17,8 @@ import pinocchio as pin
 import pytest
 from conftest import REPO, free_ros_domain, ros_env
 
+from optimus_control.nodes.ros_time import stamp_to_s
+
 pytestmark = pytest.mark.ros
 
 DOMAIN_ID = free_ros_domain()
@@ -53,9 +55,6 @@ def nodes():
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
-
-def _stamp(msg) -> float:
-    return msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
 
 
 def test_node_balances_reaches_and_rejects_bad_frames(nodes, robot):
@@ -109,10 +108,10 @@ def test_node_balances_reaches_and_rejects_bad_frames(nodes, robot):
     goal.pose.orientation.x, goal.pose.orientation.y, goal.pose.orientation.z, goal.pose.orientation.w = quat.tolist()
     spin_until(lambda: goal_pub.get_subscription_count() > 0, 30, "the goal subscription")
     goal_pub.publish(goal)
-    start = _stamp(got["diag"])
+    start = stamp_to_s(got["diag"].header.stamp)
 
     def hand_status():
-        if "tasks" not in got or _stamp(got["tasks"]) < start + 1.0:
+        if "tasks" not in got or stamp_to_s(got["tasks"].header.stamp) < start + 1.0:
             return None
         st = next(s for s in got["tasks"].status if s.name == f"hand_{hand.name}")
         return {kv.key: kv.value for kv in st.values}

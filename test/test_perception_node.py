@@ -18,7 +18,7 @@ import pytest
 from conftest import free_ros_domain, ros_env
 from test_perception_sim_scenes import TABLE_TOP_M, TABLE_YAML, open_sim_scene
 
-from optimus_control.nodes.ros_time import s_to_stamp
+from optimus_control.nodes.ros_time import s_to_stamp, stamp_to_s
 
 pytestmark = pytest.mark.ros
 
@@ -166,7 +166,7 @@ class Driver:
     @staticmethod
     def array_stamp(array) -> float:
         """Stamp of a MarkerArray [s] (the node stamps all markers of one array with its image time)."""
-        return max(m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in array.markers)
+        return max(stamp_to_s(m.header.stamp) for m in array.markers)
 
     def last_cubes(self) -> dict:
         if not self.markers:
@@ -213,7 +213,7 @@ def _end_to_end(driver, node_proc) -> None:
     for arr in driver.markers:
         for m in arr.markers:
             assert m.header.frame_id == "odom"
-            assert round(m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec, 6) in driver.image_stamps
+            assert round(stamp_to_s(m.header.stamp), 6) in driver.image_stamps
     for _, name, position, size in driver.boxes:
         cube = next(m for m in cubes if m.ns == name)
         pos = np.array([cube.pose.position.x, cube.pose.position.y, cube.pose.position.z])

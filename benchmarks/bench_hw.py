@@ -1,4 +1,4 @@
-"""CAN driver layer (issue 19): the shipped plan's bus load, and the CAN transport at 1 kHz over a pty.
+"""CAN driver layer: the shipped plan's bus load, and the CAN transport at 1 kHz over a pty.
 
 Over the pty the C transport speaks SLCAN to the emulated adapter + motors running in a child process
 (Python). A pty is not a USB adapter: the round trips below measure the host path (SLCAN framing, the

@@ -1,6 +1,6 @@
 """Real-time core: C RNEA vs pinocchio.rnea, and the 1 kHz loop's timing over the loopback transport.
 
-Judged by (issue 3): C RNEA <= 2 us per call (tight C loop); one Python call of the C RNEA <= 0.5x one
+Judged by: C RNEA <= 2 us per call (tight C loop); one Python call of the C RNEA <= 0.5x one
 call of pinocchio.rnea; the loop at 1 kHz with the humanoid ID every tick: deadline misses <= 0.1 % of
 ticks (with SCHED_FIFO), compute <= 50 us per tick. Loop duration: env OPTIMUS_BENCH_LOOP_S (default 60).
 """

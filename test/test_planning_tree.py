@@ -117,7 +117,7 @@ def test_dropped_box_is_redetected_and_retried(robot, world, travel_m, where):
 
 @pytest.fixture
 def hiding_world(robot):
-    """Perception that leaves out boxes held in a gripper (as issue 6's self-filter does)."""
+    """Perception that leaves out boxes held in a gripper (as perception's self-filter does)."""
     w = KinematicWorld.standing(robot, TABLE_M, hide_held=True)
     w.add_bin("bin_red", [0.25, 0.45, 0.40], [0.30, 0.30, 0.70])
     w.add_bin("bin_blue", [0.25, -0.45, 0.40], [0.30, 0.30, 0.70])

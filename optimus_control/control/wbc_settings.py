@@ -100,12 +100,12 @@ class WholeBodyControllerNodeSettings(WbcSettings):
     mode: str = setting("lockstep", "", "lockstep: ticks driven by the sim; realtime: native thread paced by the "
                         "clock")
     auto_start: bool = setting(True, "", "start balancing at the first state (else call ~/start)")
-    publish_rate_hz: float = setting(50.0, "Hz", "/joint_states, /imu/data, /foot_wrench/*, /odom (sim time); "
+    publish_rate_hz: float = setting(50.0, "Hz", "joint_states, imu/data, foot_wrench/*, odom (sim time); "
                                      "every message wakes each subscriber")
     diagnostics_rate_hz: float = setting(1.0, "Hz", "/diagnostics")
     task_status_rate_hz: float = setting(10.0, "Hz", "~/task_status")
     connect_timeout_s: float = setting(30.0, "s", "wait this long for the joint bus at start-up")
-    odom_frame: str = setting("odom", "", "frame of /odom and of goals given in the world")
+    odom_frame: str = setting("odom", "", "frame of odom and of goals given in the world")
 
 
 def load_wbc_settings(path: str | os.PathLike = "whole_body_controller.yaml") -> WholeBodyControllerNodeSettings:

@@ -99,11 +99,11 @@ def choose_grasp(hand: HandGeometry, box_pose: Pose, box_size_m: np.ndarray, p: 
     ``obstacles``: (pose of the centre in odom, size xyz [m]) of other upright boxes standing near it. The
     fingers open ``finger_clearance_m`` beyond the box sides (within the stroke) unless a pad would then come
     down within ``obstacle_margin_m`` of an obstacle's footprint; then only as far as keeps the margin, but at
-    least ``min_finger_clearance_m``: a pad set down on a neighbour (seed 18 of the sorting cell: 180 N) tipped
-    the robot. Of the two horizontal closing axes, one that cannot keep the margin even at the smallest opening
+    least ``min_finger_clearance_m``: a pad set down on a neighbour presses on it hard enough to tip the
+    robot. Of the two horizontal closing axes, one that cannot keep the margin even at the smallest opening
     is out; of the others, the one needing the least wrist twist from the hand's natural grasp yaw wins, then
-    the wider opening: the other axis is up to 90 deg of wrist turn away, which the arm did not reach over the
-    sorting cell's lanes (seed 18: pre-grasp never reached), so it is taken only when the natural one is blocked.
+    the wider opening: the other axis is up to 90 deg of wrist turn away, which the arm may not reach over the
+    sorting cell's lanes, so it is taken only when the natural one is blocked.
     A reason starting with :data:`GRASP_BLOCKED` means the box fits the gripper but neighbours are in the way
     (it may be free once they are gone); others are for good.
     """

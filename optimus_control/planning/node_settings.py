@@ -29,7 +29,7 @@ class TaskPlannerSettings:
                                    "on_exit=shutdown")
     autostart: bool = setting(False, "", "start the job once controller status, odometry and perception arrive")
     tick_rate_hz: float = setting(10.0, "Hz", "behaviour-tree ticks")
-    status_rate_hz: float = setting(2.0, "Hz", "/task/status and /diagnostics (also on every step change)")
+    status_rate_hz: float = setting(2.0, "Hz", "task/status and /diagnostics (also on every step change)")
     report_dir: str = setting("runs", "", "runs/<UTC timestamp>/summary.json + report.md per episode ('' = none)")
     skill: SkillParams = section(SkillParams, "skill timeouts and tolerances")
     world: WorldParams = section(WorldParams, "world model: box identity across tracks")

@@ -48,7 +48,7 @@ class SimSettings:
     gui: bool = setting(False, "", "open the PyBullet GUI window (needs a display)")
     bus_name: str = setting("", "", "shared-memory joint bus shared with whole_body_controller; \"\" = derived from "
                              "the ROS domain and namespace")
-    world_frame: str = setting("odom", "", "frame of the /sim/ ground truth (base pose and twist, objects)")
+    world_frame: str = setting("odom", "", "frame of the sim/ ground truth (base pose and twist, objects)")
     camera_enabled: bool = setting(True, "", "render the head RGB-D camera")
     camera_render: str = setting("process", "", "process: a render process, the physics never waits for a frame "
                                  "(in lockstep the render runs beside the physics instead of stalling it and the "
@@ -60,15 +60,15 @@ class SimSettings:
     camera_height: int = setting(0, "px", "see camera_width")
     clock_rate_hz: float = setting(50.0, "Hz", "/clock rate in sim time (physics runs at 1 kHz); every node wakes "
                                    "for each one")
-    ground_truth_rate_hz: float = setting(50.0, "Hz", "/sim/base_pose, /sim/base_twist, /sim/joint_states; "
-                                          "/sim/objects at 1/10 of it")
+    ground_truth_rate_hz: float = setting(50.0, "Hz", "sim/base_pose, sim/base_twist, sim/joint_states; "
+                                          "sim/objects at 1/10 of it")
     start_paused: bool = setting(False, "", "start with physics and /clock paused")
     solver_iterations: int = setting(50, "", "PyBullet constraint-solver iterations per 1 ms step")
     friction_model: str = setting("actuator", "", "joint Coulomb friction: actuator | hybrid | motor (see sim/world.py)")
-    push_force_n: list[float] = setting([0.0, 60.0, 0.0], "N", "/sim/push: world-frame force ...")
+    push_force_n: list[float] = setting([0.0, 60.0, 0.0], "N", "sim/push: world-frame force ...")
     push_link: str = setting("torso", "", "... applied at this URDF link's origin ...")
     push_duration_s: float = setting(0.2, "s", "... for this long (sim time)")
-    step_ticks: int = setting(1, "", "/sim/step: physics steps per call (while paused)")
+    step_ticks: int = setting(1, "", "sim/step: physics steps per call (while paused)")
     actuator: ActuatorParams = section(ActuatorParams, "actuator and sensor model; all zero: ideal, deterministic")
 
     def physics(self) -> SimParams:

@@ -25,9 +25,8 @@ class SkillParams:
     reach_tolerance_m: float = setting(
         0.04, "m",
         "a hand this close to its goal counts as there (the fingers' clearance absorbs the rest)")
-    #                                  (tighter) tolerance is not met: the fingers' clearance absorbs the rest
-    via_tolerance_m: float = setting(0.08, "m", "a via-point (and a rest pose) counts as passed this close")
-    #                                target of a motion needs the grasp's precision
+    via_tolerance_m: float = setting(0.08, "m", "a via-point (and a rest pose) counts as passed this close: no "
+                                     "intermediate target of a motion needs the grasp's precision")
     settle_window_s: float = setting(
         0.3, "s",
         "a hand whose goal error changed less than settle_motion_m over this long ...")
@@ -52,8 +51,8 @@ class SkillParams:
         "judge a grasp from snapshots this long after the lift (> perception's lost time)")
     accept_hidden_held: bool = setting(
         True, "",
-        "a box gone from its place after the lift counts as held (perception leaves out held boxes)")
-    #                                  objects in a closed gripper); False: only a box seen under the hand counts
+        "a box gone from its place after the lift counts as held (perception leaves out objects in a closed "
+        "gripper); false: only a box seen under the hand counts")
     lost_timeout_s: float = setting(3.0, "s", "a pending box unseen for this long after a scan is given up as lost")
     max_replans_per_box: int = setting(5, "", "plans for one box before it is skipped")
     max_scan_failures: int = setting(3, "", "consecutive failed scans before the job stops")

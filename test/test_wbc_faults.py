@@ -133,8 +133,8 @@ def test_reference_delay_applies_each_update_one_period_later(robot):
     world = SimWorld(robot)
     try:
         period = WbcSettings().ticks_per_update  # 4 at the shipped 250 Hz
-        r = LockstepRunner(world, robot, reference_delay_ticks=period)
-        assert r.ticks_per_update == period
+        r = LockstepRunner(world, robot)  # the default is the node's timing
+        assert r.ticks_per_update == period and r.reference_delay_ticks == period
         computed: dict[int, object] = {}
         update = r.controller.update
 

@@ -174,7 +174,7 @@ def run_episode(robot: RobotModel, scene_name: str, job_name: str, seed: int, ti
         world.reset_robot(scene.robot_q)
         settings = load_wbc_settings()
         # The node's lockstep timing: references from a state apply one update period later.
-        runner = LockstepRunner(world, robot, settings, reference_delay_ticks=settings.ticks_per_update)
+        runner = LockstepRunner(world, robot, settings)
         runner.start()
         perception = InProcessPerception(robot, world, load_parameter_file(
             PerceptionNodeSettings, "perception.yaml", "perception"))

@@ -33,10 +33,10 @@ class LockstepRunner:
     Without ``settings`` the controller runs :class:`WbcSettings` defaults, which are the shipped
     ``config/whole_body_controller.yaml``: what the node runs.
 
-    ``reference_delay_ticks`` reproduces the whole_body_controller node's lockstep timing: references
-    computed from the state of tick k apply from tick k + delay (the node's C loop holds each update for
-    one update period while the QP runs beside the simulator). 0 applies them at tick k (no latency). The
-    first references apply at once either way: there is nothing older to hold.
+    ``reference_delay_ticks``: references computed from the state of tick k apply from tick k + delay. The
+    default (None) is the whole_body_controller node's lockstep timing, one QP period (its C loop holds each
+    update for one period while the QP runs beside the simulator); 0 applies them at tick k (no latency).
+    The first references apply at once either way: there is nothing older to hold.
 
     The estimator and controller are stepped by the node's :class:`ControlStep`; the torque law is the
     Python :class:`ReferenceTracker` instead of the C loop.
@@ -46,7 +46,8 @@ class LockstepRunner:
         freeze_state: test hook; when True the estimator output stops updating (stale input).
     """
 
-    def __init__(self, world, robot: RobotModel, settings: WbcSettings | None = None, reference_delay_ticks: int = 0):
+    def __init__(self, world, robot: RobotModel, settings: WbcSettings | None = None,
+                 reference_delay_ticks: int | None = None):
         self.world, self.robot = world, robot
         self.estimator = FloatingBaseEstimator(robot)
         self.controller = WholeBodyController(robot, settings)
@@ -57,6 +58,8 @@ class LockstepRunner:
             raise ConfigError(f"LockstepRunner: the world steps {world.params.time_step_s} s but the controller's "
                               f"loop_period_s is {loop_period_s} s; one physics step must be one loop tick")
         self.ticks_per_update = self.controller.settings.ticks_per_update
+        if reference_delay_ticks is None:
+            reference_delay_ticks = self.ticks_per_update
         if reference_delay_ticks < 0:
             raise ValueError(f"reference_delay_ticks must be >= 0, got {reference_delay_ticks}")
         self.reference_delay_ticks = int(reference_delay_ticks)

@@ -1,8 +1,10 @@
 """The CAN transport end to end over pseudo-terminals: the C transport speaks SLCAN to the emulated adapter
 and its MIT motors (optimus_control.hardware.emulator), under the real 1 kHz loop or the bring-up driver.
 
-Timing is asserted generously (a loaded 2-core machine); the real figures are in benchmarks/bench_hw.py."""
+Timing is asserted generously (a loaded 2-core machine); the real figures are in benchmarks/bench_hw.py.
+Assertions wait for states and counts (generous deadlines), never for a frame to be handled by a given time."""
 
+import gc
 import time
 
 import numpy as np
@@ -13,7 +15,7 @@ from optimus_control.errors import HardwareError
 from optimus_control.hardware import load_hardware
 from optimus_control.hardware.description import known_models
 from optimus_control.hardware.driver import ACTIVE, ENTERING, EXITING, PASSIVE, CanDriver
-from optimus_control.hardware.emulator import EmulatedAdapter, EmulatedMotor
+from optimus_control.hardware.emulator import EMULATOR_PRIORITY, EmulatedAdapter, EmulatedMotor
 from optimus_control.model import RobotModel
 from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, Reason, _rtcore
 
@@ -32,6 +34,19 @@ ARM_URDF = f"""<?xml version="1.0"?>
     <limit lower="-1.5" upper="1.5" effort="15" velocity="10"/></joint>
 </robot>
 """
+
+
+@pytest.fixture(autouse=True)
+def no_collector_pauses():
+    """The emulated motors here are threads of this process: a full garbage collection (50-115 ms with the
+    suite's objects on a loaded machine, the GIL held) would silence them all beyond the transport's 3-cycle
+    reply limit at once. Real motors do not share the host's interpreter (optimus-hw --emulate runs them in a
+    child process); the collector runs between tests. (The serving threads also ask for SCHED_FIFO, best effort:
+    a CPU hog beside the tests must not starve a motor either.)"""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
 
 
 def wait_for(predicate, timeout_s: float = 5.0, period_s: float = 0.005):
@@ -58,10 +73,10 @@ def arm(tmp_path, request):
     urdf.write_text(ARM_URDF)
     model = known_models()["mini_cheetah"]
     motors = [EmulatedMotor(1, model, damping=5.0), EmulatedMotor(2, model, damping=5.0)]
-    adapter = EmulatedAdapter(motors).start()
+    adapter = EmulatedAdapter(motors, rt_priority=EMULATOR_PRIORITY).start()
     joints = [(0, m.motor_id, model.range10(), False, 1.0, 1.0, 0.0, -1.5, 1.5, 1.0) for m in motors]
-    # 100 Hz: a Python emulator answers within the reply window even on a loaded machine (1 kHz: the benchmark)
-    tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 100.0)], joints, 0, ["arm"])
+    # 25 Hz: a pty's tty work and a Python emulator answer within 3 cycles even beside CPU hogs (1 kHz: the benchmark)
+    tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 25.0)], joints, 0, ["arm"])
     tr.start(open_timeout_s=2.0)
     dyn = Dynamics.from_urdf(urdf, floating_base=False)
     loop = Loop(dyn, tr, LoopConfig(rt_priority=0, lock_memory=False, silent_ticks=0,
@@ -89,8 +104,8 @@ def test_loop_drives_motors_in_torque_mode(arm):
     enter_and_run(loop, tr, [0.3, -0.2])
     assert wait_for(lambda: np.allclose(loop.read_state().q, [0.3, -0.2], atol=0.03), 5.0), loop.read_state().q
     assert all(m.specials[:1] == [0xFC] for m in motors)
-    stats = tr.bus_stats()[0]
-    assert stats["complete_cycles"] > 20 and stats["unknown_frames"] == 0
+    assert wait_for(lambda: tr.bus_stats()[0]["complete_cycles"] > 20, 10.0)
+    assert tr.bus_stats()[0]["unknown_frames"] == 0
     assert not is_damping(motors[0].command) and motors[0].command[2] == 0.0  # torque mode: kp = 0, tau != 0
     loop.stop()  # the loop's last word (STOPPED): the motors get damping from the next cycle on
     for m in motors:
@@ -146,11 +161,11 @@ def test_adapter_vanishing_faults_and_recovers_without_replay(arm):
     for m in motors:
         m.record, m.commands_seen, m.specials = True, [], []
     adapter.reappear()
-    assert wait_for(lambda: tr.bus_stats()[0]["connected"] and len(motors[0].commands_seen) > 30, 5.0)
+    assert wait_for(lambda: tr.bus_stats()[0]["connected"] and len(motors[0].commands_seen) > 30, 10.0)
     assert tr.bus_stats()[0]["reconnects"] >= 1
     assert motors[0].specials[:1] == [0xFC]
     assert all(is_damping(c) for m in motors for c in m.commands_seen), "a stale command was replayed"
-    assert tr.clear_fault()
+    assert wait_for(lambda: tr.clear_fault(), 3.0)
     loop.reset()
     loop.set_references(q=np.array([0.1, 0.1]))
     assert wait_for(lambda: loop.status().state == LoopState.RUNNING, 3.0)
@@ -160,15 +175,15 @@ def test_adapter_vanishing_faults_and_recovers_without_replay(arm):
 # ---- the bring-up driver on the whole Optimus ------------------------------------------------------------
 @pytest.fixture
 def optimus(tmp_path):
-    """Every Optimus joint on two emulated SLCAN adapters (16 motors each, 50 Hz: a Python emulator's pace on a
+    """Every Optimus joint on two emulated SLCAN adapters (16 motors each, 20 Hz: a Python emulator's pace on a
     loaded machine),
     models, ratios and offsets from the shipped description; motors start at the standing posture."""
     shipped = load_hardware("hardware/optimus.yaml")
     robot = RobotModel.load(shipped.robot_config)
     raw = yaml.safe_load(shipped.source.read_text())
     raw["calibration"] = str(tmp_path / "cal.yaml")
-    raw["buses"] = {"a": {"url": "slcan:/dev/null", "bitrate": 1000000, "rate_hz": 50},
-                    "b": {"url": "slcan:/dev/zero", "bitrate": 1000000, "rate_hz": 50}}
+    raw["buses"] = {"a": {"url": "slcan:/dev/null", "bitrate": 1000000, "rate_hz": 20},
+                    "b": {"url": "slcan:/dev/zero", "bitrate": 1000000, "rate_hz": 20}}
     for k, name in enumerate(robot.joint_names):
         raw["joints"][name].update(bus="a" if k < 16 else "b", id=1 + k % 16)
     path = tmp_path / "hw.yaml"
@@ -184,7 +199,7 @@ def optimus(tmp_path):
         m = EmulatedMotor(jh.motor_id, desc.models[jh.model], position=jh.direction * s * (q0[i] - jh.zero_offset))
         motors[jh.bus].append(m)
         by_joint[name] = m
-    adapters = {b: EmulatedAdapter(ms).start() for b, ms in motors.items()}
+    adapters = {b: EmulatedAdapter(ms, rt_priority=EMULATOR_PRIORITY).start() for b, ms in motors.items()}
     driver = CanDriver(desc, robot, bus_urls={b: f"slcan:{a.path}" for b, a in adapters.items()})
     driver.open(open_timeout_s=2.0)
     yield driver, by_joint, robot
@@ -215,33 +230,39 @@ def test_enable_jog_and_shutdown(optimus):
     driver, motors, robot = optimus
     q = driver.enable()
     assert np.allclose(q, robot.standing_joint_positions(), atol=1e-3)
-    assert all(m.specials == [0xFC] for m in motors.values())
+    # ACTIVE once the enter frames were sent: the emulator may still be reading them
+    assert wait_for(lambda: all(m.specials == [0xFC] for m in motors.values()), 3.0)
     err = driver.jog("neck_yaw", 0.3, duration_s=0.5, hold_s=0.5, gain_scale=1.0)
     assert abs(err) < 0.03, err
     assert abs(driver.transport.monitor()[0][robot.joint_index("neck_yaw")] - 0.3) < 0.03
     for m in motors.values():
         m.record = True
     driver.close()
+    assert wait_for(lambda: all(m.specials[-1:] == [0xFD] for m in motors.values()), 3.0)  # the last frames in flight
     for name, m in motors.items():
-        assert m.specials[-1] == 0xFD, name
-        assert m.commands_seen and all(is_damping(c) for c in m.commands_seen), name
+        # the jog's last frames may still have been in flight when recording began; from the first damping
+        # frame on: the 5 damping cycles, the exit frame, then at most zero-gain reads before the threads stopped
+        cmds = m.commands_seen
+        first = next((i for i, c in enumerate(cmds) if is_damping(c)), len(cmds))
+        assert sum(map(is_damping, cmds)) >= 5, name
+        assert all(is_damping(c) or (c[2] == c[3] == 0.0 and abs(c[4]) < 0.2) for c in cmds[first:]), name
 
 
 def test_stopping_the_transport_exits_motor_mode(tmp_path):
     """stop() on an ACTIVE transport (no driver) still damps, then sends the exit frame to every motor."""
     model = known_models()["ak80-6_v2"]
     motors = [EmulatedMotor(5, model), EmulatedMotor(6, model)]
-    with EmulatedAdapter(motors) as adapter:
+    with EmulatedAdapter(motors, rt_priority=EMULATOR_PRIORITY) as adapter:
         joints = [(0, m.motor_id, model.range10(), False, 1.0, -1.0, 0.1, -1.0, 1.0, 2.0) for m in motors]
-        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 200.0)], joints, 0)
+        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 50.0)], joints, 0)
         tr.start(open_timeout_s=2.0)
         tr.set_mode(ENTERING)
         assert wait_for(lambda: tr.modes() == [ACTIVE], 3.0)
         for m in motors:
             m.record = True
         tr.stop()
+        assert wait_for(lambda: all(m.specials == [0xFC, 0xFD] for m in motors), 3.0)  # the exit frames in flight
         for m in motors:
-            assert m.specials == [0xFC, 0xFD]
             # damping until the exit frame (kd at the motor: 2 / scale^2), then at most zero-gain reads
             damping = [c for c in m.commands_seen if is_damping(c)]
             assert len(damping) >= 5 and all(c[3] == pytest.approx(2.0, abs=0.01) for c in damping)
@@ -254,16 +275,21 @@ def test_garbage_and_unknown_ids_on_the_line_are_ignored():
     model = known_models()["mini_cheetah"]
     motors = [EmulatedMotor(1, model), EmulatedMotor(2, model)]
     noise = b"t7FF2ABCD\rxx$%garbage\r\at0016020000000000\rT1FFFFFFF0\r"  # 0x001 with d0 = 2: not a reply
-    with EmulatedAdapter(motors, noise=noise) as adapter:
+    with EmulatedAdapter(motors, noise=noise, rt_priority=EMULATOR_PRIORITY) as adapter:
         joints = [(0, m.motor_id, model.range10(), False, 1.0, 1.0, 0.0, -1.0, 1.0, 1.0) for m in motors]
-        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 100.0)], joints, 0)
+        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 25.0)], joints, 0)
         tr.start(open_timeout_s=2.0)
         try:
-            assert wait_for(lambda: tr.bus_stats()[0]["complete_cycles"] >= 30, 5.0)
+            assert wait_for(lambda: tr.bus_stats()[0]["complete_cycles"] >= 30, 10.0)
             s = tr.bus_stats()[0]
             assert s["unknown_frames"] > 0 and s["adapter_errors"] > 0
-            assert tr.fault()[0] == 0 and s["missing"] <= s["cycles"] // 10
+            assert tr.fault()[0] == 0
             assert tr.monitor()[0] == pytest.approx([0.0, 0.0], abs=1e-3)
+            # no reply lost in the noise, none invented: every reply the motors sent is counted, in its cycle's
+            # window or late (a loaded machine makes some late, which is not what this is about)
+            sent = sum(m.frames for m in motors)
+            assert wait_for(lambda: sum(x["replies"] for x in tr.motor_status()) >= sent, 3.0)
+            assert sum(x["replies"] for x in tr.motor_status()) <= sum(m.frames for m in motors)
         finally:
             tr.stop()
 
@@ -275,9 +301,9 @@ def test_damiao_error_code_latches_a_fault_naming_the_motor():
 
     dm = MotorModel("dm", (-12.5, 12.5), (-30.0, 30.0), (0.0, 500.0), (0.0, 5.0), (-10.0, 10.0), damiao=True)
     motors = [EmulatedMotor(1, dm), EmulatedMotor(2, dm)]
-    with EmulatedAdapter(motors) as adapter:
+    with EmulatedAdapter(motors, rt_priority=EMULATOR_PRIORITY) as adapter:
         joints = [(0, m.motor_id, dm.range10(), True, 1.0, 1.0, 0.0, -1.0, 1.0, 1.0) for m in motors]
-        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 100.0)], joints, 0, ["dm"])
+        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 25.0)], joints, 0, ["dm"])
         tr.start(open_timeout_s=2.0)
         try:
             tr.set_mode(ENTERING)

@@ -8,8 +8,8 @@
   optimus-hw emulate                        serve the description's buses on emulated SLCAN adapters (ptys)
 
 scan/jog/calibrate take --config, --bus-url NAME=URL (e.g. a pty of ``emulate``), --rate NAME=HZ, --log FILE
-(every frame, can-utils ``candump -l`` format) and --emulate (in-process emulated motors at the standing
-posture, at most 100 Hz per bus: try the tools without hardware).
+(every frame, can-utils ``candump -l`` format) and --emulate (emulated motors, in a child process, at the standing
+posture, at most 20 Hz per bus: try the tools without hardware).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from optimus_control.errors import OptimusError
 
 EXIT_REFUSED, EXIT_ERROR = 1, 2
+EMULATED_RATE_HZ = 20.0  # --emulate: the highest bus rate
 
 
 def _load(config: str):
@@ -105,19 +106,31 @@ class _Session:
         self.desc, self.robot = _load(args.config)
         urls = _pairs(args.bus_url, "bus-url")
         rates = {k: float(v) for k, v in _pairs(args.rate, "rate").items()}
-        self.adapters = []
+        self.emulator = None
         if args.emulate:
-            from optimus_control.hardware.emulator import emulate_description
+            from optimus_control.hardware.emulator import spawn_emulator
 
-            self.adapters, emu_urls = emulate_description(self.desc, self.robot)
-            urls.update(emu_urls)
+            self.emulator = spawn_emulator(self.desc, self.robot)  # a child process: see hardware.emulator
+            urls.update(self.emulator.urls)
             for name, bus in self.desc.buses.items():
-                rates.setdefault(name, min(bus.rate_hz, 100.0))
-        self.driver = CanDriver(self.desc, self.robot, bus_urls=urls, bus_rates=rates, log=bool(args.log))
+                # 20 Hz: a pty's tty work and a Python emulator answer within the 3-cycle limit even on a
+                # CPU-loaded machine (the tools' logic does not depend on the rate)
+                rates.setdefault(name, min(bus.rate_hz, EMULATED_RATE_HZ))
+        try:
+            self.driver = CanDriver(self.desc, self.robot, bus_urls=urls, bus_rates=rates, log=bool(args.log))
+        except BaseException:
+            if self.emulator:
+                self.emulator.stop()
+            raise
         self.logger = CandumpLogger(self.driver.transport, self.driver.bus_names, args.log) if args.log else None
 
     def __enter__(self):
-        self.driver.open(rt_priority=0, open_timeout_s=2.0)
+        try:
+            self.driver.open(rt_priority=0, open_timeout_s=2.0)
+        except BaseException:
+            if self.emulator:
+                self.emulator.stop()
+            raise
         if self.logger:
             self.logger.start()
         return self.driver
@@ -129,8 +142,8 @@ class _Session:
             if self.logger:
                 self.logger.stop()
                 print(f"{self.logger.frames} frames logged to {self.logger.path} (candump -l format)")
-            for a in self.adapters:
-                a.stop()
+            if self.emulator:
+                self.emulator.stop()
 
 
 def cmd_scan(args) -> int:
@@ -189,7 +202,8 @@ def cmd_emulate(args) -> int:
     adapters, urls = emulate_description(desc, robot)
     print("emulated adapters ready; run the tools with:")
     print("  " + " ".join(f"--bus-url {k}={v}" for k, v in urls.items()))
-    print("  (a pty is not a USB adapter; keep bus rates <= 100 Hz with --rate NAME=100 for a Python emulator)")
+    print(f"  (a pty is not a USB adapter; keep bus rates <= {EMULATED_RATE_HZ:g} Hz with --rate NAME={EMULATED_RATE_HZ:g} "
+          "for a Python emulator)")
     try:
         while True:
             time.sleep(1)
@@ -214,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--bus-url", action="append", metavar="NAME=URL", help="override a bus's url")
         sp.add_argument("--rate", action="append", metavar="NAME=HZ", help="override a bus's rate")
         sp.add_argument("--log", metavar="FILE", help="log every frame (candump -l format)")
-        sp.add_argument("--emulate", action="store_true", help="in-process emulated motors instead of hardware")
+        sp.add_argument("--emulate", action="store_true", help="emulated motors (a child process) instead of hardware")
 
     s = sub.add_parser("scan", help="does every motor answer? state per joint")
     common(s)

@@ -96,13 +96,15 @@ class CanDriver:
 
     def enable(self, margin: float = 0.02, timeout_s: float = 2.0) -> np.ndarray:
         """Refuse (HardwareError naming every bad joint) or enter motor mode; returns the measured q."""
-        if self.transport.fault()[0]:
-            self.transport.clear_fault()
+        if self.transport.fault()[0] and not self.transport.clear_fault():
+            # entering motor mode under a latched fault would only damp every motor: say why instead
+            raise HardwareError(f"enable refused: transport fault still present ({self.fault_message()})")
         q, problems = self.read_check(margin)
         if problems:
             raise HardwareError("enable refused:\n  " + "\n  ".join(problems))
         self.transport.set_mode(ENTERING)
         self._wait_modes(ACTIVE, timeout_s)
+        self._check_fault("enable")
         return q
 
     def disable(self, timeout_s: float = 2.0) -> None:
@@ -134,6 +136,12 @@ class CanDriver:
             time.sleep(0.002)
         bad = [b for b, m in zip(self.bus_names, self.transport.modes()) if m != mode]
         raise HardwareError(f"buses {bad} did not reach mode {mode} within {timeout_s} s")
+
+    def _check_fault(self, what: str) -> None:
+        """A latched fault makes every bus send damping whatever the bring-up tool commands: stop it there,
+        naming the fault, rather than report a motion that never happened."""
+        if self.transport.fault()[0]:
+            raise HardwareError(f"{what} aborted: {self.fault_message()}; the motors are damped")
 
     # ---- diagnosis ----------------------------------------------------------------------------------------
     def fault_message(self) -> str:
@@ -169,7 +177,7 @@ class CanDriver:
             gain_scale: float = 0.3) -> float:
         """Move one joint to position [rad | m] with a smooth (cosine) profile under motor PD (gains ramped in
         at the measured position first), hold, and return the tracking error at the end; the other joints are
-        damped (kp 0). Needs enable()."""
+        damped (kp 0). Needs enable(). A transport fault on the way (the buses then damp) raises HardwareError."""
         i = self.robot.joint_index(joint)
         q0 = np.asarray(self.transport.monitor()[0])
         kp = np.zeros(len(q0))
@@ -177,16 +185,19 @@ class CanDriver:
         kp[i], kd[i] = self.robot.kp[i] * gain_scale, self.robot.kd[i] * gain_scale
         target = float(np.clip(position, self.robot.limits.lower[i], self.robot.limits.upper[i]))
         self.ramp_gains(q0, kp, kd)
+        self._check_fault("jog")
         start, t0 = q0[i], time.monotonic()
         while (s := (time.monotonic() - t0) / duration_s) < 1.0:
             ref = q0.copy()
             ref[i] = start + (target - start) * 0.5 * (1 - np.cos(np.pi * s))
             self.hold(ref, kp, kd)
+            self._check_fault("jog")
             time.sleep(0.002)
         ref = q0.copy()
         ref[i] = target
         self.hold(ref, kp, kd)
         time.sleep(hold_s)
+        self._check_fault("jog")
         return float(self.transport.monitor()[0][i] - target)
 
     def scan(self) -> list[dict]:

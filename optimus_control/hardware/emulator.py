@@ -7,13 +7,23 @@ of the hardware-in-the-loop rig: a motor here is a small model (first-order dyna
 start them out of range, or make the whole adapter vanish and come back at the same path.
 
 Round-trip figures measured through a pty say nothing about USB latency.
+
+``EmulatorProcess`` (what ``optimus-hw --emulate`` uses) serves the adapters from a child interpreter, as
+real motors answer independently of the host: emulator threads inside the host process share its GIL, so
+any pause of the host interpreter (a full garbage collection took 50-115 ms in a test process on a loaded
+2-core VM) silences every emulated motor at once for more than the transport's 3-cycle reply limit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import json
 import math
 import os
 import select
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -123,8 +133,11 @@ class EmulatedAdapter:
     """An SLCAN adapter on a pty, with motors on its bus. ``path`` is stable across vanish()/reappear()."""
 
     def __init__(self, motors: list[EmulatedMotor], path: str | None = None, version: str = "V1013",
-                 noise: bytes = b""):
+                 noise: bytes = b"", rt_priority: int = 0):
         self.motors = {m.motor_id: m for m in motors}
+        # > 0: the serving thread asks for SCHED_FIFO (best effort), so it answers on a CPU-loaded machine as a
+        # real motor would; refused without CAP_SYS_NICE / rtprio limit (then normal priority)
+        self.rt_priority = rt_priority
         self.noise = noise  # bytes sent after every answer: garbage lines, frames of unknown ids, bell errors
         self._dir = None
         if path is None:
@@ -198,6 +211,11 @@ class EmulatedAdapter:
 
     # ---- the adapter ----------------------------------------------------------------------------------------
     def _run(self) -> None:
+        if self.rt_priority > 0:
+            try:  # pid 0: this thread only
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.rt_priority))
+            except OSError:
+                pass
         while not self._stop.is_set():
             fd = self._master
             if fd < 0:
@@ -287,7 +305,19 @@ class EmulatedAdapter:
 def emulate_description(desc, robot, q=None) -> tuple[list[EmulatedAdapter], dict[str, str]]:
     """One started emulated adapter per bus of a hardware description, its motors at the joint positions q
     (default: the standing posture) through each joint's gear, direction and offset. Returns the adapters
-    and the ``slcan:<path>`` url of each bus."""
+    and the ``slcan:<path>`` url of each bus. In this process: fine on its own (``optimus-hw emulate``), not
+    beside the host (``spawn_emulator``)."""
+    adapters, urls = [], {}
+    for bus, motors in _description_motors(desc, robot, q).items():
+        a = EmulatedAdapter(motors).start()
+        adapters.append(a)
+        urls[bus] = f"slcan:{a.path}"
+    return adapters, urls
+
+
+def _description_motors(desc, robot, q=None) -> dict[str, list[EmulatedMotor]]:
+    """Per bus, the description's motors at the joint positions q (default: the standing posture) through
+    each joint's gear, direction and offset."""
     from optimus_control.hardware.checks import joint_scale
 
     q = robot.standing_joint_positions() if q is None else q
@@ -298,12 +328,90 @@ def emulate_description(desc, robot, q=None) -> tuple[list[EmulatedAdapter], dic
         s = joint_scale(jh.gear_ratio, prismatic)
         per_bus[jh.bus].append(EmulatedMotor(jh.motor_id, desc.models[jh.model],
                                              position=jh.direction * s * (q[i] - desc.zero_offset(name))))
-    adapters, urls = [], {}
-    for bus, motors in per_bus.items():
-        a = EmulatedAdapter(motors).start()
-        adapters.append(a)
-        urls[bus] = f"slcan:{a.path}"
-    return adapters, urls
+    return per_bus
+
+
+EMULATOR_PRIORITY = 70  # the rig answers with priority, as a real motor would (below the bus threads' 80)
+
+
+class EmulatorProcess:
+    """The emulated adapters of a description served by a child interpreter (see the module docstring for
+    why not threads of this process). ``urls``: the ``slcan:<path>`` url of each bus; ``stop()`` ends it."""
+
+    def __init__(self, buses: dict[str, list[EmulatedMotor]], start_timeout_s: float = 20.0):
+        spec = {bus: [[m.motor_id, dataclasses.asdict(m.model), m.position] for m in motors]
+                for bus, motors in buses.items()}
+        self.proc = subprocess.Popen([sys.executable, "-m", "optimus_control.hardware.emulator", "--spec", "-"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.urls: dict[str, str] = {}
+        try:
+            self.proc.stdin.write(json.dumps(spec).encode() + b"\n")
+            self.proc.stdin.flush()
+            deadline = time.monotonic() + start_timeout_s  # generous: a cold import on a loaded machine
+            fd, buf = self.proc.stdout.fileno(), b""
+            while not buf.endswith(b"ready\n"):
+                ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0.0))
+                chunk = os.read(fd, 4096) if ready else b""
+                if not chunk:
+                    raise RuntimeError(f"the emulator process did not start within {start_timeout_s} s (exit code "
+                                       f"{self.proc.poll()}, said {buf!r})")
+                buf += chunk
+            for words in (line.split() for line in buf.decode().splitlines()):
+                if words[:1] == ["ready"] and len(words) == 3:
+                    self.urls[words[1]] = f"slcan:{words[2]}"
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(b"quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=10)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            f.close()
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def spawn_emulator(desc, robot, q=None) -> EmulatorProcess:
+    """``emulate_description`` in a child process: what the bring-up tools' ``--emulate`` uses."""
+    return EmulatorProcess(_description_motors(desc, robot, q))
+
+
+def _serve_spec() -> int:
+    """The child of EmulatorProcess: the spec (JSON, one line on stdin), ``ready BUS PATH`` per bus, then
+    ``ready``; serves until ``quit`` or EOF on stdin."""
+    from optimus_control.hardware.description import MotorModel
+
+    spec = json.loads(sys.stdin.readline())
+    adapters = {}
+    try:
+        for bus, motors in spec.items():
+            ms = [EmulatedMotor(mid, MotorModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in m.items()}),
+                                position=p) for mid, m, p in motors]
+            adapters[bus] = EmulatedAdapter(ms, rt_priority=EMULATOR_PRIORITY).start()
+        # Everything allocated so far lives as long as the process: out of the collector's sight, a full
+        # collection scans only the few objects of the serving threads (pauses of well under a cycle)
+        gc.freeze()
+        for bus, a in adapters.items():
+            print(f"ready {bus} {a.path}", flush=True)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.split()[:1] == ["quit"]:
+                break
+    finally:
+        for a in adapters.values():
+            a.stop()
+    return 0
 
 
 def _serve(argv: list[str] | None = None) -> int:
@@ -311,7 +419,6 @@ def _serve(argv: list[str] | None = None) -> int:
     stdin: ``silent ID 0|1``, ``quit``. Prints ``ready <path>`` and, after a motor went silent, ``damped
     <id> <t_silent> <t_first_damping_frame>`` (CLOCK_MONOTONIC seconds) for every other motor."""
     import argparse
-    import sys
 
     from optimus_control.hardware.description import known_models
 
@@ -353,4 +460,4 @@ class _WatchedMotor(EmulatedMotor):
 
 
 if __name__ == "__main__":
-    raise SystemExit(_serve())
+    raise SystemExit(_serve_spec() if sys.argv[1:] == ["--spec", "-"] else _serve())

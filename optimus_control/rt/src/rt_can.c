@@ -324,6 +324,26 @@ static void try_reconnect(rt_can_bus *B, int64_t now) {
     }
 }
 
+/* One received frame: the motor's state, its error code and temperatures (Damiao), its reply count. Returns
+ * the motor's index on the bus, -1 when the frame is no reply of this bus's motors. */
+static int take_reply(rt_can_bus *B, const rt_can_frame *f) {
+    rt_can *c = B->can;
+    const int k = find_motor(B, f);
+    if (k < 0) return -1;
+    const rt_can_joint_cfg *J = &c->joints[B->joints[k]];
+    rt_mit_reply rep;
+    if (rt_mit_unpack(&J->range, f->data, f->len, &rep) < 0) return -1;
+    from_motor(J, &rep, &B->last[k], &B->last[B->n + k], &B->last[2 * B->n + k]);
+    if (rep.damiao) {
+        if (rep.error >= 8) latch(c, RT_CAN_FAULT_MOTOR, B->joints[k], B->index);
+        atomic_store_explicit(&B->motor_error[k], rep.error, memory_order_relaxed);
+        atomic_store_explicit(&B->motor_t_mos[k], rep.t_mos, memory_order_relaxed);
+        atomic_store_explicit(&B->motor_t_rotor[k], rep.t_rotor, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&B->motor_replies[k], 1, memory_order_relaxed);
+    return k;
+}
+
 static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
     rt_can *c = B->can;
     const int64_t t_send = mono_ns();
@@ -331,18 +351,18 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
         try_reconnect(B, t_send);
         return;
     }
-    /* Replies that arrived after the previous cycle's deadline: their state is used, but they do not count
-     * as answers to this cycle's burst (a late motor must not look punctual). */
+    /* Replies that arrived after the previous cycle's deadline: they do not count as answers to this cycle's
+     * burst (a late motor must not look punctual: no complete cycle, no round trip), but the motor is not
+     * silent either: its miss count restarts. Only a motor with no reply at all for 3 cycles faults; a reply
+     * past 70 % of the period (a preempted bus thread or a slow motor on a loaded machine without real-time
+     * priority) is late, not missing. */
     const int late = rt_can_port_recv(&B->port, rx, RT_CAN_RX_MAX, 0, t_send);
     if (late > 0) {
         log_frames(B, rx, late, 1);
         for (int i = 0; i < late; ++i) {
-            const int k = find_motor(B, &rx[i]);
+            const int k = take_reply(B, &rx[i]);
             if (k < 0) continue;
-            const rt_can_joint_cfg *J = &c->joints[B->joints[k]];
-            rt_mit_reply rep;
-            if (rt_mit_unpack(&J->range, rx[i].data, rx[i].len, &rep) == 0)
-                from_motor(J, &rep, &B->last[k], &B->last[B->n + k], &B->last[2 * B->n + k]);
+            B->miss[k] = 0;
             atomic_fetch_add_explicit(&B->late, 1, memory_order_relaxed);
         }
     }
@@ -361,22 +381,11 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
             status |= B->port.status;
             log_frames(B, rx, r, 1);
             for (int i = 0; i < r; ++i) {
-                const int k = find_motor(B, &rx[i]);
+                const int k = take_reply(B, &rx[i]);
                 if (k < 0) {
-                    atomic_fetch_add_explicit(&B->unknown, 1, memory_order_relaxed);
+                    if (find_motor(B, &rx[i]) < 0) atomic_fetch_add_explicit(&B->unknown, 1, memory_order_relaxed);
                     continue;
                 }
-                const rt_can_joint_cfg *J = &c->joints[B->joints[k]];
-                rt_mit_reply rep;
-                if (rt_mit_unpack(&J->range, rx[i].data, rx[i].len, &rep) < 0) continue;
-                from_motor(J, &rep, &B->last[k], &B->last[B->n + k], &B->last[2 * B->n + k]);
-                if (rep.damiao) {
-                    if (rep.error >= 8) latch(c, RT_CAN_FAULT_MOTOR, B->joints[k], B->index);
-                    atomic_store_explicit(&B->motor_error[k], rep.error, memory_order_relaxed);
-                    atomic_store_explicit(&B->motor_t_mos[k], rep.t_mos, memory_order_relaxed);
-                    atomic_store_explicit(&B->motor_t_rotor[k], rep.t_rotor, memory_order_relaxed);
-                }
-                atomic_fetch_add_explicit(&B->motor_replies[k], 1, memory_order_relaxed);
                 if (!got[k]) {
                     got[k] = 1;
                     n_got++;

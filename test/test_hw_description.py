@@ -89,6 +89,11 @@ def test_a_joint_that_does_not_fit_is_refused_with_figures(tmp_path, shipped_raw
     (lambda r: r["buses"]["leg_l_hip"].update(url="pcan:usb0"), r"buses.leg_l_hip.url: 'pcan:usb0' must be"),
     (lambda r: r["buses"]["leg_l_hip"].update(bitrate=800000), r"800000 bit/s is not a classic CAN rate"),
     (lambda r: r["buses"]["leg_l_hip"].update(rat_hz=1), r"buses.leg_l_hip: unknown key 'rat_hz'"),
+    (lambda r: r["buses"]["leg_l_hip"].update(fault_after_missed_cycles=0),
+     r"buses.leg_l_hip.fault_after_missed_cycles: must be an integer >= 1, got 0"),
+    (lambda r: r["buses"]["leg_l_hip"].update(fault_after_missed_cycles=2.5), r"must be an integer >= 1, got 2.5"),
+    (lambda r: r["buses"]["leg_l_hip"].update(fault_after_missed_cyles=5),
+     r"unknown key 'fault_after_missed_cyles' \(did you mean 'fault_after_missed_cycles'\?\)"),
     (lambda r: r["joints"]["l_knee"].update(bus="leg_l_thight"), r"unknown bus 'leg_l_thight' \(did you mean 'leg_l_thigh'\?\)"),
     (lambda r: r["joints"]["l_knee"].update(model="dm-j10010"), r"motor model 'dm-j10010' \(did you mean 'dm-j10010l'\?\)"),
     (lambda r: r["joints"]["l_knee"].update(gear_ration=2), r"l_knee: unknown key 'gear_ration' \(did you mean 'gear_ratio'\?\)"),
@@ -130,3 +135,18 @@ def test_calibration_round_trip_and_errors(tmp_path, shipped_raw):
     (tmp_path / "cal.yaml").write_text("offsets: {l_kne: 0.1}\n")
     with pytest.raises(ConfigError, match=r"cal.yaml:1: offsets.l_kne: unknown joint 'l_kne' \(did you mean 'l_knee'\?\)"):
         load_hardware(path)
+
+
+def test_fault_after_missed_cycles_defaults_to_3_and_reaches_the_transport(tmp_path, shipped_raw, robot):
+    """The silent-joint rule of the robot (3 cycles) unless a bus says otherwise; the driver hands each bus's
+    value to the C transport, whose fault message quotes it."""
+    from optimus_control.hardware.driver import CanDriver
+
+    assert all(b.fault_after_missed_cycles == 3 for b in load_hardware().buses.values())
+    raw = yaml.safe_load(yaml.safe_dump(shipped_raw))
+    raw["calibration"] = None
+    raw["buses"]["hand_l"]["fault_after_missed_cycles"] = 50
+    desc = load_hardware(write(tmp_path, raw))
+    assert desc.buses["hand_l"].fault_after_missed_cycles == 50 and desc.buses["hand_r"].fault_after_missed_cycles == 3
+    stats = CanDriver(desc, robot).transport.bus_stats()  # built, never started: no device is opened
+    assert [s["fault_after_missed_cycles"] for s in stats] == [50 if n == "hand_l" else 3 for n in desc.buses]

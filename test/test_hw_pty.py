@@ -64,29 +64,41 @@ def is_damping(cmd) -> bool:
     return kp == 0.0 and kd > 0.0 and abs(t) < 0.2  # zero torque, within one codec step of a ±200 N m range
 
 
+# Missed reply cycles before a NO_REPLY fault where the silent-motor fault is NOT the test's subject: the kernel's
+# pty layer can hold a whole burst or its replies for ~150 ms on a loaded machine (several cycles), which the
+# default 3 would take for a silent motor. The fault tests keep the default 3 with a genuinely silent motor.
+GENEROUS_MISSED_CYCLES = 50
+
+
 @pytest.fixture
 def arm(tmp_path, request):
-    """A 2-joint arm: the real 1 kHz loop over a CanTransport on one SLCAN bus to two emulated motors
-    (indirect parameter: motor_pd)."""
-    motor_pd = getattr(request, "param", False)
+    """A 2-joint arm: the real 1 kHz loop over a CanTransport to two emulated motors. Indirect parameter (dict):
+    motor_pd (False), missed (fault_after_missed_cycles, GENEROUS_MISSED_CYCLES), rate_hz (25: a pty's tty work and
+    a Python emulator keep pace beside CPU hogs; 1 kHz is the benchmark's), split (False: both motors on bus 'arm';
+    True: j1 on bus 'a', j2 on bus 'b', one adapter each)."""
+    p = {"motor_pd": False, "missed": GENEROUS_MISSED_CYCLES, "rate_hz": 25.0, "split": False,
+         **getattr(request, "param", {})}
     urdf = tmp_path / "arm2.urdf"
     urdf.write_text(ARM_URDF)
     model = known_models()["mini_cheetah"]
     motors = [EmulatedMotor(1, model, damping=5.0), EmulatedMotor(2, model, damping=5.0)]
-    adapter = EmulatedAdapter(motors, rt_priority=EMULATOR_PRIORITY).start()
-    joints = [(0, m.motor_id, model.range10(), False, 1.0, 1.0, 0.0, -1.5, 1.5, 1.0) for m in motors]
-    # 25 Hz: a pty's tty work and a Python emulator answer within 3 cycles even beside CPU hogs (1 kHz: the benchmark)
-    tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 25.0)], joints, 0, ["arm"])
+    groups = [[m] for m in motors] if p["split"] else [motors]
+    adapters = [EmulatedAdapter(g, rt_priority=EMULATOR_PRIORITY).start() for g in groups]
+    joints = [(k if p["split"] else 0, m.motor_id, model.range10(), False, 1.0, 1.0, 0.0, -1.5, 1.5, 1.0)
+              for k, m in enumerate(motors)]
+    buses = [(f"slcan:{a.path}", 1_000_000, p["rate_hz"], p["missed"]) for a in adapters]
+    tr = _rtcore.CanTransport(buses, joints, 0, ["a", "b"] if p["split"] else ["arm"])
     tr.start(open_timeout_s=2.0)
     dyn = Dynamics.from_urdf(urdf, floating_base=False)
     loop = Loop(dyn, tr, LoopConfig(rt_priority=0, lock_memory=False, silent_ticks=0,
-                                     stale_reference_timeout_s=2.0, damping_kd=1.0, motor_pd=motor_pd))
-    yield loop, tr, adapter, motors
+                                     stale_reference_timeout_s=2.0, damping_kd=1.0, motor_pd=p["motor_pd"]))
+    yield loop, tr, adapters[0], motors
     loop.close()
     tr.set_mode(EXITING)
     wait_for(lambda: all(m == PASSIVE for m in tr.modes()), 2.0)
     tr.stop()
-    adapter.stop()
+    for a in adapters:
+        a.stop()
 
 
 def enter_and_run(loop, tr, q_ref):
@@ -114,7 +126,7 @@ def test_loop_drives_motors_in_torque_mode(arm):
     assert all(is_damping(c) for m in motors for c in m.commands_seen)
 
 
-@pytest.mark.parametrize("arm", [True], indirect=True)
+@pytest.mark.parametrize("arm", [{"motor_pd": True}], indirect=True)
 def test_loop_drives_motors_with_motor_side_pd(arm):
     """motor_pd: the frames carry kp, kd and q_ref; a q_ref beyond the joint limit is sent inside it."""
     loop, tr, adapter, motors = arm
@@ -128,23 +140,32 @@ def test_loop_drives_motors_with_motor_side_pd(arm):
     assert loop.status().state == LoopState.RUNNING
 
 
-def test_silent_motor_faults_the_loop_and_damps(arm):
-    """A motor silent for 3 cycles latches a transport fault naming joint and bus; the other motor gets
-    motor-side damping (kp 0, kd > 0, no torque) from then on."""
+@pytest.mark.parametrize("arm", [{"missed": 3, "split": True, "rate_hz": 10.0}], indirect=True)
+def test_silent_motor_faults_the_loop_and_damps_every_bus(arm):
+    """The fault itself, at the default limit (3 cycles): j1 (alone on bus 'a') stops answering for good; the
+    transport latches NO_REPLY naming j1 and bus 'a', the loop faults, and the motor on the OTHER bus gets
+    motor-side damping (kp 0, kd > 0, no torque) from then on. 10 Hz: 3 cycles (300 ms) outlast a pty holding
+    a live motor's replies on a loaded machine, so only the silent motor can be the one named. Deadlines are
+    generous; the 5 ms figure is benchmarks/bench_hw.py's."""
     loop, tr, adapter, motors = arm
+    assert [s["fault_after_missed_cycles"] for s in tr.bus_stats()] == [3, 3]
     enter_and_run(loop, tr, [0.3, -0.2])
-    time.sleep(0.1)
+    assert wait_for(lambda: all(s["complete_cycles"] >= 3 for s in tr.bus_stats()), 5.0)
+    assert tr.fault()[0] == 0, tr.fault_message()
     motors[1].record = True
     motors[0].silent = True
-    status = wait_for(lambda: (s := loop.status()).state == LoopState.FAULT and s, 3.0)
+    status = wait_for(lambda: (s := loop.status()).state == LoopState.FAULT and s, 10.0)
     assert status and status.reason == Reason.TRANSPORT_FAULT, loop.status()
-    assert "'j1'" in status.message and "'arm'" in status.message and "no reply" in status.message
+    assert tr.fault()[:3] == (1, 0, 0), tr.fault_message()  # NO_REPLY, joint j1, bus 'a'
+    assert "no reply for 3 cycles" in tr.fault_message() and "'a'" in tr.fault_message()
+    assert "'j1'" in status.message and "'a'" in status.message and "no reply" in status.message
     n_before = len(motors[1].commands_seen)
-    assert wait_for(lambda: len(motors[1].commands_seen) > n_before + 20, 3.0)
-    assert is_damping(motors[1].commands_seen[-1])
+    assert wait_for(lambda: len(motors[1].commands_seen) > n_before + 8, 10.0)
+    # (up to 2 frames sent before the latch may still have been in the pty when counting began)
+    assert all(is_damping(c) for c in motors[1].commands_seen[n_before + 2:]), "bus 'b' must damp"
     assert tr.clear_fault() is False  # the motor is still silent
     motors[0].silent = False
-    assert wait_for(lambda: tr.clear_fault(), 3.0)
+    assert wait_for(lambda: tr.clear_fault(), 10.0)
 
 
 def test_adapter_vanishing_faults_and_recovers_without_replay(arm):
@@ -161,7 +182,8 @@ def test_adapter_vanishing_faults_and_recovers_without_replay(arm):
     for m in motors:
         m.record, m.commands_seen, m.specials = True, [], []
     adapter.reappear()
-    assert wait_for(lambda: tr.bus_stats()[0]["connected"] and len(motors[0].commands_seen) > 30, 10.0)
+    # generous: reopening the pty and re-entering motor mode took up to ~8 s beside two CPU hogs
+    assert wait_for(lambda: tr.bus_stats()[0]["connected"] and len(motors[0].commands_seen) > 30, 30.0)
     assert tr.bus_stats()[0]["reconnects"] >= 1
     assert motors[0].specials[:1] == [0xFC]
     assert all(is_damping(c) for m in motors for c in m.commands_seen), "a stale command was replayed"
@@ -176,14 +198,16 @@ def test_adapter_vanishing_faults_and_recovers_without_replay(arm):
 @pytest.fixture
 def optimus(tmp_path):
     """Every Optimus joint on two emulated SLCAN adapters (16 motors each, 20 Hz: a Python emulator's pace on a
-    loaded machine),
-    models, ratios and offsets from the shipped description; motors start at the standing posture."""
+    loaded machine), models, ratios and offsets from the shipped description; motors start at the standing
+    posture. The plan's buses fault only after GENEROUS_MISSED_CYCLES: these tests are about enable, jog and
+    shutdown, not the silent-motor fault (test_silent_motor_faults_the_loop_and_damps_every_bus)."""
     shipped = load_hardware("hardware/optimus.yaml")
     robot = RobotModel.load(shipped.robot_config)
     raw = yaml.safe_load(shipped.source.read_text())
     raw["calibration"] = str(tmp_path / "cal.yaml")
-    raw["buses"] = {"a": {"url": "slcan:/dev/null", "bitrate": 1000000, "rate_hz": 20},
-                    "b": {"url": "slcan:/dev/zero", "bitrate": 1000000, "rate_hz": 20}}
+    raw["buses"] = {b: {"url": url, "bitrate": 1000000, "rate_hz": 20,
+                        "fault_after_missed_cycles": GENEROUS_MISSED_CYCLES}
+                    for b, url in (("a", "slcan:/dev/null"), ("b", "slcan:/dev/zero"))}
     for k, name in enumerate(robot.joint_names):
         raw["joints"][name].update(bus="a" if k < 16 else "b", id=1 + k % 16)
     path = tmp_path / "hw.yaml"
@@ -254,7 +278,8 @@ def test_stopping_the_transport_exits_motor_mode(tmp_path):
     motors = [EmulatedMotor(5, model), EmulatedMotor(6, model)]
     with EmulatedAdapter(motors, rt_priority=EMULATOR_PRIORITY) as adapter:
         joints = [(0, m.motor_id, model.range10(), False, 1.0, -1.0, 0.1, -1.0, 1.0, 2.0) for m in motors]
-        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 50.0)], joints, 0)
+        # not about the silent-motor fault: a generous miss limit (see GENEROUS_MISSED_CYCLES)
+        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 50.0, GENEROUS_MISSED_CYCLES)], joints, 0)
         tr.start(open_timeout_s=2.0)
         tr.set_mode(ENTERING)
         assert wait_for(lambda: tr.modes() == [ACTIVE], 3.0)
@@ -277,7 +302,8 @@ def test_garbage_and_unknown_ids_on_the_line_are_ignored():
     noise = b"t7FF2ABCD\rxx$%garbage\r\at0016020000000000\rT1FFFFFFF0\r"  # 0x001 with d0 = 2: not a reply
     with EmulatedAdapter(motors, noise=noise, rt_priority=EMULATOR_PRIORITY) as adapter:
         joints = [(0, m.motor_id, model.range10(), False, 1.0, 1.0, 0.0, -1.0, 1.0, 1.0) for m in motors]
-        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 25.0)], joints, 0)
+        # not about the silent-motor fault: a generous miss limit (see GENEROUS_MISSED_CYCLES)
+        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 25.0, GENEROUS_MISSED_CYCLES)], joints, 0)
         tr.start(open_timeout_s=2.0)
         try:
             assert wait_for(lambda: tr.bus_stats()[0]["complete_cycles"] >= 30, 10.0)
@@ -303,7 +329,9 @@ def test_damiao_error_code_latches_a_fault_naming_the_motor():
     motors = [EmulatedMotor(1, dm), EmulatedMotor(2, dm)]
     with EmulatedAdapter(motors, rt_priority=EMULATOR_PRIORITY) as adapter:
         joints = [(0, m.motor_id, dm.range10(), True, 1.0, 1.0, 0.0, -1.0, 1.0, 1.0) for m in motors]
-        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 25.0)], joints, 0, ["dm"])
+        # a motor-error fault, not the silent-motor one: a generous miss limit (see GENEROUS_MISSED_CYCLES)
+        tr = _rtcore.CanTransport([(f"slcan:{adapter.path}", 1_000_000, 25.0, GENEROUS_MISSED_CYCLES)], joints, 0,
+                                  ["dm"])
         tr.start(open_timeout_s=2.0)
         try:
             tr.set_mode(ENTERING)

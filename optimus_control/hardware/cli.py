@@ -113,8 +113,8 @@ class _Session:
             self.emulator = spawn_emulator(self.desc, self.robot)  # a child process: see hardware.emulator
             urls.update(self.emulator.urls)
             for name, bus in self.desc.buses.items():
-                # 20 Hz: a pty's tty work and a Python emulator answer within the 3-cycle limit even on a
-                # CPU-loaded machine (the tools' logic does not depend on the rate)
+                # 20 Hz: a pty's tty work and a Python emulator keep pace on a CPU-loaded machine (the tools'
+                # logic does not depend on the rate); the plan's fault_after_missed_cycles applies as on hardware
                 rates.setdefault(name, min(bus.rate_hz, EMULATED_RATE_HZ))
         try:
             self.driver = CanDriver(self.desc, self.robot, bus_urls=urls, bus_rates=rates, log=bool(args.log))

@@ -24,7 +24,7 @@ PASSIVE, ENTERING, ACTIVE, EXITING = (_rtcore.CAN_PASSIVE, _rtcore.CAN_ENTERING,
                                       _rtcore.CAN_EXITING)
 READ_CYCLES = 5     # cycles a read (enable check, scan) lasts
 ANSWERS_NEEDED = 3  # replies in those cycles for a motor to count as answering (one stray reply is not enough)
-FAULT_NAMES = {0: "none", 1: "no reply for 3 cycles", 2: "bus-off", 3: "adapter gone", 4: "motor error"}
+FAULT_NAMES = {0: "none", 1: "no reply", 2: "bus-off", 3: "adapter gone", 4: "motor error"}
 
 
 def joint_tuples(desc: HardwareDescription, robot, damping_kd: float | None = None) -> list[tuple]:
@@ -53,7 +53,8 @@ class CanDriver:
         for name in [*urls, *rates]:
             if name not in desc.buses:
                 raise HardwareError(f"no bus '{name}' in {desc.source}{suggest(name, desc.buses)}")
-        buses = [(urls.get(b.name, b.url), b.bitrate, rates.get(b.name, b.rate_hz)) for b in desc.buses.values()]
+        buses = [(urls.get(b.name, b.url), b.bitrate, rates.get(b.name, b.rate_hz), b.fault_after_missed_cycles)
+                 for b in desc.buses.values()]
         nf = len(robot.config.feet) if n_feet is None else n_feet
         self.transport = _rtcore.CanTransport(buses, joint_tuples(desc, robot), nf, self.bus_names)
         if log:
@@ -150,10 +151,13 @@ class CanDriver:
         if not kind:
             return ""
         where = f"bus '{self.bus_names[bus]}'" if 0 <= bus < len(self.bus_names) else "a bus"
+        what = FAULT_NAMES[kind]
+        if kind == 1 and 0 <= bus < len(self.bus_names):  # the limit is the faulting bus's own setting
+            what += f" for {self.desc.buses[self.bus_names[bus]].fault_after_missed_cycles} cycles"
         if joint >= 0:
             jh = self.desc.joints[self.joint_names[joint]]
-            return f"{FAULT_NAMES[kind]}: joint '{self.joint_names[joint]}' (motor {jh.motor_id}) on {where}"
-        return f"{FAULT_NAMES[kind]} on {where}"
+            return f"{what}: joint '{self.joint_names[joint]}' (motor {jh.motor_id}) on {where}"
+        return f"{what} on {where}"
 
     # ---- manual motion (bring-up) ----------------------------------------------------------------------------
     def hold(self, q: np.ndarray, kp: np.ndarray, kd: np.ndarray) -> None:

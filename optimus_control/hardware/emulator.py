@@ -11,7 +11,8 @@ Round-trip figures measured through a pty say nothing about USB latency.
 ``EmulatorProcess`` (what ``optimus-hw --emulate`` uses) serves the adapters from a child interpreter, as
 real motors answer independently of the host: emulator threads inside the host process share its GIL, so
 any pause of the host interpreter (a full garbage collection took 50-115 ms in a test process on a loaded
-2-core VM) silences every emulated motor at once for more than the transport's 3-cycle reply limit.
+2-core VM) silences every emulated motor at once for more than the transport's reply limit (a bus's
+``fault_after_missed_cycles``, 3 by default).
 """
 
 from __future__ import annotations

@@ -220,7 +220,7 @@ static int can_init(TransportObject *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(rtpy_RealTimeError, "CanTransport is already initialised");
         return -1;
     }
-    PyObject *bs = PySequence_Fast(buses, "CanTransport: buses must be a list of (url, bitrate, rate_hz)");
+    PyObject *bs = PySequence_Fast(buses, "CanTransport: buses must be a list of (url, bitrate, rate_hz[, fault_after_missed_cycles])");
     if (!bs) return -1;
     PyObject *js = PySequence_Fast(joints, "CanTransport: joints must be a list of tuples");
     if (!js) {
@@ -237,8 +237,15 @@ static int can_init(TransportObject *self, PyObject *args, PyObject *kwds) {
     }
     for (Py_ssize_t b = 0; b < nb; ++b) {
         const char *url;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(bs, b), "sld:bus", &url, &bc[b].bitrate, &bc[b].rate_hz))
+        bc[b].miss_limit = RT_CAN_MISS_LIMIT; /* optional 4th item: fault_after_missed_cycles */
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(bs, b), "sld|i:bus", &url, &bc[b].bitrate, &bc[b].rate_hz,
+                              &bc[b].miss_limit))
             goto done;
+        if (bc[b].miss_limit < 1) {
+            PyErr_Format(PyExc_ValueError, "CanTransport: bus %zd: fault_after_missed_cycles %d must be >= 1", b,
+                         bc[b].miss_limit);
+            goto done;
+        }
         snprintf(bc[b].url, sizeof(bc[b].url), "%s", url);
     }
     for (Py_ssize_t j = 0; j < nj; ++j) {
@@ -370,11 +377,15 @@ static PyObject *can_fault(TransportObject *self, PyObject *unused) {
 }
 
 static PyObject *can_fault_message(TransportObject *self, PyObject *unused) {
-    static const char *const kinds[] = {"", "no reply for 3 cycles", "bus-off", "adapter gone", "motor error"};
+    static const char *kinds[] = {"", "no reply", "bus-off", "adapter gone", "motor error"};
     if (need(self, 0) < 0) return NULL;
     rt_can *c = self->can;
     const int kind = atomic_load(&c->fault_kind), joint = atomic_load(&c->fault_joint), bus = atomic_load(&c->fault_bus);
     if (kind <= 0 || kind > 4) return PyUnicode_FromString("");
+    char no_reply[64]; /* the faulting bus's own limit */
+    snprintf(no_reply, sizeof(no_reply), "no reply for %d cycles",
+             bus >= 0 && bus < c->n_buses ? c->buses[bus].miss_limit : RT_CAN_MISS_LIMIT);
+    const char *const kind_text[] = {kinds[0], no_reply, kinds[2], kinds[3], kinds[4]};
     PyObject *bname = NULL;
     if (self->name && bus >= 0 && bus < PyTuple_GET_SIZE(self->name)) bname = PyTuple_GET_ITEM(self->name, bus);
     if (kind == RT_CAN_FAULT_MOTOR && joint >= 0) {
@@ -394,11 +405,11 @@ static PyObject *can_fault_message(TransportObject *self, PyObject *unused) {
                                     bus);
     }
     if (joint >= 0) {
-        if (bname) return PyUnicode_FromFormat("%s from motor %d (joint %d) on bus '%S'", kinds[kind], c->joints[joint].motor_id, joint, bname);
-        return PyUnicode_FromFormat("%s from motor %d (joint %d) on bus %d", kinds[kind], c->joints[joint].motor_id, joint, bus);
+        if (bname) return PyUnicode_FromFormat("%s from motor %d (joint %d) on bus '%S'", kind_text[kind], c->joints[joint].motor_id, joint, bname);
+        return PyUnicode_FromFormat("%s from motor %d (joint %d) on bus %d", kind_text[kind], c->joints[joint].motor_id, joint, bus);
     }
-    if (bname) return PyUnicode_FromFormat("%s on bus '%S'", kinds[kind], bname);
-    return PyUnicode_FromFormat("%s on bus %d", kinds[kind], bus);
+    if (bname) return PyUnicode_FromFormat("%s on bus '%S'", kind_text[kind], bname);
+    return PyUnicode_FromFormat("%s on bus %d", kind_text[kind], bus);
 }
 
 static PyObject *can_monitor(TransportObject *self, PyObject *unused) {
@@ -458,7 +469,7 @@ static PyObject *can_bus_stats(TransportObject *self, PyObject *unused) {
     for (int b = 0; b < c->n_buses; ++b) {
         rt_can_bus *B = &c->buses[b];
         PyObject *d = Py_BuildValue(
-            "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:i,s:i,s:s,s:s,s:K,s:K,s:K}", "cycles",
+            "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:i,s:i,s:s,s:s,s:K,s:K,s:K,s:i}", "cycles",
             (unsigned long long)atomic_load(&B->cycles), "complete_cycles",
             (unsigned long long)atomic_load(&B->complete_cycles), "replies", (unsigned long long)atomic_load(&B->replies),
             "missing", (unsigned long long)atomic_load(&B->missing), "late_replies",
@@ -471,7 +482,7 @@ static PyObject *can_bus_stats(TransportObject *self, PyObject *unused) {
             "rtt_max_us", (double)atomic_load(&B->rtt.max_ns) / 1000.0, "connected", atomic_load(&B->connected), "mode",
             atomic_load(&B->mode), "last_error", B->last_error, "adapter_version", B->port.version, "adapter_errors",
             (unsigned long long)B->port.adapter_errors, "bytes_read", (unsigned long long)B->port.bytes_read, "log_dropped",
-            (unsigned long long)atomic_load(&B->log_dropped));
+            (unsigned long long)atomic_load(&B->log_dropped), "fault_after_missed_cycles", B->miss_limit);
         if (!d) {
             Py_DECREF(list);
             return NULL;

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #define STALE_CYCLES 3   /* a loop command older than this many bus periods is not used */
-#define MISS_LIMIT 3     /* consecutive cycles without a reply -> fault */
 #define EXIT_CYCLES 5    /* damping cycles before the exit-motor-mode frame */
 #define REPLY_WINDOW 0.7 /* fraction of the period spent collecting replies */
 #define RECONNECT_NS 100000000LL
@@ -61,7 +60,7 @@ int rt_can_clear_fault(rt_can *c) {
         rt_can_bus *B = &c->buses[b];
         if (!atomic_load(&B->connected)) return -1;
         for (int k = 0; k < B->n; ++k)
-            if (B->miss[k] >= MISS_LIMIT || atomic_load(&B->motor_error[k]) >= 8) return -1;
+            if (B->miss[k] >= B->miss_limit || atomic_load(&B->motor_error[k]) >= 8) return -1;
     }
     atomic_store(&c->fault_kind, RT_CAN_FAULT_NONE);
     atomic_store(&c->fault_flags, 0);
@@ -353,8 +352,8 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
     }
     /* Replies that arrived after the previous cycle's deadline: they do not count as answers to this cycle's
      * burst (a late motor must not look punctual: no complete cycle, no round trip), but the motor is not
-     * silent either: its miss count restarts. Only a motor with no reply at all for 3 cycles faults; a reply
-     * past 70 % of the period (a preempted bus thread or a slow motor on a loaded machine without real-time
+     * silent either: its miss count restarts. Only a motor with no reply at all for miss_limit cycles (the bus's
+     * setting, default 3) faults; a reply past 70 % of the period (a preempted bus thread or a slow motor on a loaded machine without real-time
      * priority) is late, not missing. */
     const int late = rt_can_port_recv(&B->port, rx, RT_CAN_RX_MAX, 0, t_send);
     if (late > 0) {
@@ -419,7 +418,7 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
             continue;
         }
         atomic_fetch_add_explicit(&B->missing, 1, memory_order_relaxed);
-        if (++B->miss[k] >= MISS_LIMIT) latch(c, RT_CAN_FAULT_NO_REPLY, B->joints[k], B->index);
+        if (++B->miss[k] >= B->miss_limit) latch(c, RT_CAN_FAULT_NO_REPLY, B->joints[k], B->index);
     }
     after_cycle_mode(B, mode);
     double *s = rt_tbuf_back(&B->state_out);
@@ -498,6 +497,11 @@ rt_can *rt_can_create(int n_joints, int n_feet, const rt_can_bus_cfg *buses, int
             snprintf(err, (size_t)errlen, "bus %d: rate %g Hz out of (0, 10000]", b, buses[b].rate_hz);
             goto fail;
         }
+        if (buses[b].miss_limit < 0) {
+            snprintf(err, (size_t)errlen, "bus %d: fault_after_missed_cycles %d must be >= 1", b, buses[b].miss_limit);
+            goto fail;
+        }
+        B->miss_limit = buses[b].miss_limit ? buses[b].miss_limit : RT_CAN_MISS_LIMIT;
         B->bitrate = buses[b].bitrate;
         B->period_ns = (int64_t)llround(1e9 / buses[b].rate_hz);
     }

@@ -22,7 +22,7 @@
  *            (kp 0, kd = damping, tau 0): a stale command is never replayed;
  *   EXITING  damping for 5 cycles, then the exit-motor-mode frame to every motor, then PASSIVE.
  * Faults (latched until rt_can_clear_fault, which refuses while the condition persists): a motor without
- * reply for 3 consecutive cycles, a motor reporting an error (Damiao state nibble >= 8: over/under-voltage,
+ * any reply for the bus's miss_limit consecutive cycles (default 3; a reply drained late still counts), a motor reporting an error (Damiao state nibble >= 8: over/under-voltage,
  * over-current, over-temperature, lost communication, overload), bus-off, adapter gone (the thread then closes the port and reopens it
  * every 100 ms; after a reconnect an ACTIVE bus re-enters motor mode and sends damping until the loop is
  * RUNNING again on fresh commands). While a fault is latched every bus sends damping at its next cycle
@@ -66,7 +66,11 @@ typedef struct {
     char url[160];
     long bitrate;
     double rate_hz;
+    int miss_limit; /* consecutive cycles without any reply (late ones count as replies) -> NO_REPLY fault; >= 1
+                     * (0: the default, RT_CAN_MISS_LIMIT) */
 } rt_can_bus_cfg;
+
+#define RT_CAN_MISS_LIMIT 3 /* the default: a joint silent for 3 consecutive cycles faults */
 
 struct rt_can;
 
@@ -86,6 +90,7 @@ typedef struct {
     char device[128];
     long bitrate;
     int64_t period_ns;
+    int miss_limit;
     int joints[RT_CAN_MAX_MOTORS]; /* global joint indexes */
     rt_can_port port;
     pthread_t thread;

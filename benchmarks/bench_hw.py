@@ -65,7 +65,8 @@ class Emulator:
 def transport_for(path: str, n: int, rate_hz: float, prio: int):
     r = known_models()["mini_cheetah"].range10()
     joints = [(0, i + 1, r, False, 1.0, 1.0, 0.0, -1.5, 1.5, 1.0) for i in range(n)]
-    tr = _rtcore.CanTransport([(f"slcan:{path}", 1_000_000, rate_hz)], joints, 0, ["pty"])
+    # the robot's default fault_after_missed_cycles (3): the silent-motor -> damping figure is measured with it
+    tr = _rtcore.CanTransport([(f"slcan:{path}", 1_000_000, rate_hz, 3)], joints, 0, ["pty"])
     tr.start(rt_priority=prio, open_timeout_s=2.0)
     return tr
 

@@ -116,14 +116,19 @@ def test_loop_drives_motors_in_torque_mode(arm):
     enter_and_run(loop, tr, [0.3, -0.2])
     assert wait_for(lambda: np.allclose(loop.read_state().q, [0.3, -0.2], atol=0.03), 5.0), loop.read_state().q
     assert all(m.specials[:1] == [0xFC] for m in motors)
-    assert wait_for(lambda: tr.bus_stats()[0]["complete_cycles"] > 20, 10.0)
+    assert wait_for(lambda: tr.bus_stats()[0]["complete_cycles"] > 20, 20.0)
     assert tr.bus_stats()[0]["unknown_frames"] == 0
-    assert not is_damping(motors[0].command) and motors[0].command[2] == 0.0  # torque mode: kp = 0, tau != 0
+    # torque mode: kp = 0, not damping (waited for: a command older than 3 bus periods, e.g. the loop thread
+    # preempted beside CPU hogs, is damped by design)
+    assert wait_for(lambda: not is_damping(c := motors[0].command) and c[2] == 0.0, 10.0), motors[0].command
     loop.stop()  # the loop's last word (STOPPED): the motors get damping from the next cycle on
     for m in motors:
         m.record = True
-    assert wait_for(lambda: len(motors[0].commands_seen) > 5, 3.0)
-    assert all(is_damping(c) for m in motors for c in m.commands_seen)
+    assert wait_for(lambda: all(len(m.commands_seen) > 8 for m in motors), 10.0)
+    for m in motors:
+        # a frame sent before the bus saw STOPPED may still have been in the pty when recording began
+        first = next(i for i, c in enumerate(m.commands_seen) if is_damping(c))
+        assert first <= 2 and all(is_damping(c) for c in m.commands_seen[first:]), m.commands_seen
 
 
 @pytest.mark.parametrize("arm", [{"motor_pd": True}], indirect=True)
@@ -134,8 +139,9 @@ def test_loop_drives_motors_with_motor_side_pd(arm):
         m.record = True
     enter_and_run(loop, tr, [0.3, 2.0])  # j2's upper limit is 1.5
     assert wait_for(lambda: np.allclose(loop.read_state().q, [0.3, 1.5], atol=0.03), 5.0), loop.read_state().q
-    p, _, kp, kd, _ = motors[1].commands_seen[-1]
-    assert kp == pytest.approx(20.0, abs=0.2) and kd == pytest.approx(1.0, abs=0.01)
+    # waited for: a command older than 3 bus periods (the loop thread preempted beside CPU hogs) is damped by design
+    assert wait_for(lambda: abs(motors[1].commands_seen[-1][2] - 20.0) <= 0.2
+                    and abs(motors[1].commands_seen[-1][3] - 1.0) <= 0.01, 10.0), motors[1].commands_seen[-1]
     assert max(c[0] for c in motors[1].commands_seen) <= 1.5 + 25 / 65535
     assert loop.status().state == LoopState.RUNNING
 

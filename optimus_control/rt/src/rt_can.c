@@ -113,17 +113,23 @@ static int can_wait_state(void *ctx, int64_t after_tick, int64_t timeout_ns, con
     return -1;
 }
 
+/* The bus's command slot with its header filled: sequence, loop state, fault, mode (0 torque, 1 motor PD). */
+static double *begin_command(rt_can *c, rt_can_bus *B, int32_t loop_state, int32_t fault, double motor_pd) {
+    double *w = rt_tbuf_back(&B->command_in);
+    w[0] = c->cmd_seq;
+    w[1] = loop_state;
+    w[2] = fault;
+    w[3] = motor_pd;
+    return w;
+}
+
 static void can_write_command(void *ctx, int64_t tick, const double *tau, int32_t loop_state, int32_t fault) {
     (void)tick; /* the bus threads send the newest command whatever state it answers */
     rt_can *c = ctx;
     c->cmd_seq += 1.0;
     for (int b = 0; b < c->n_buses; ++b) {
         rt_can_bus *B = &c->buses[b];
-        double *w = rt_tbuf_back(&B->command_in);
-        w[0] = c->cmd_seq;
-        w[1] = loop_state;
-        w[2] = fault;
-        w[3] = 0.0;
+        double *w = begin_command(c, B, loop_state, fault, 0.0);
         for (int k = 0; k < B->n; ++k) w[4 + k] = tau[B->joints[k]];
         rt_tbuf_commit(&B->command_in);
     }
@@ -137,11 +143,7 @@ static void can_write_pd(void *ctx, int64_t tick, const double *tau_ff, const do
     const double *src[5] = {tau_ff, q_ref, v_ref, kp, kd};
     for (int b = 0; b < c->n_buses; ++b) {
         rt_can_bus *B = &c->buses[b];
-        double *w = rt_tbuf_back(&B->command_in);
-        w[0] = c->cmd_seq;
-        w[1] = loop_state;
-        w[2] = fault;
-        w[3] = 1.0;
+        double *w = begin_command(c, B, loop_state, fault, 1.0);
         for (int f = 0; f < 5; ++f)
             for (int k = 0; k < B->n; ++k) w[4 + f * B->n + k] = src[f][B->joints[k]];
         rt_tbuf_commit(&B->command_in);

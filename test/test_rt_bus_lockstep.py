@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -307,7 +308,86 @@ def test_sync_gives_up_on_a_silent_update_and_damps(robot, dyn):
         bus.close()
 
 
-def test_sync_period_needs_lockstep(robot, dyn):
+def test_sync_period_must_not_be_negative(robot, dyn):
     transport = LoopbackTransport(robot.n_joints, 2)
     with pytest.raises(ConfigError, match="sync_period_ticks"):
-        Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", sync_period_ticks=2))
+        Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", sync_period_ticks=-1))
+
+
+def test_realtime_update_states_come_one_period_apart_and_never_hold_the_loop(robot, dyn):
+    """Real time with sync_period_ticks: the update thread is woken with a state at least one period after the
+    previous one, and the loop answers every state on its own clock even while nobody takes the updates."""
+    name = f"optimus_rtupd_{os.getpid()}"
+    n = robot.n_joints
+    bus = RobotBus.create(name, n, 2)
+    transport = ShmTransport(name, n, 2)
+    loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", lock_memory=False, rt_priority=0,
+                                                     sync_period_ticks=4))
+    stop = threading.Event()
+
+    def robot_side():
+        k = 0
+        while not stop.is_set():
+            bus.publish_state(k * DT)
+            k += 1
+            time.sleep(DT)
+
+    side = threading.Thread(target=robot_side)
+    try:
+        side.start()
+        loop.start()
+        ticks = []
+        deadline = time.monotonic() + 20.0
+        while len(ticks) < 30 and time.monotonic() < deadline:
+            state = loop.wait_update_state(1.0)
+            if state is not None:
+                ticks.append(state.tick)
+        assert len(ticks) == 30, ticks
+        assert all(b - a >= 4 for a, b in zip(ticks, ticks[1:])), ticks
+        time.sleep(0.2)  # nobody takes updates now: the loop keeps answering the robot side
+        answered = bus.command_tick
+        time.sleep(0.2)
+        assert bus.command_tick > answered
+        assert loop.stats()["sync_waits"] == 0
+    finally:
+        stop.set()
+        side.join(timeout=10.0)
+        loop.close()
+        transport.close()
+        bus.close()
+
+
+def test_state_triggered_loop_answers_every_state_and_faults_when_the_robot_side_goes_silent(robot, dyn):
+    """trigger="state": each published state is answered (the robot side waits for it, as the real-time sim
+    does) whatever the phase of the two clocks; a robot side that stops publishing trips the silent-transport
+    watchdog within silent_ticks periods."""
+    name = f"optimus_rttrig_{os.getpid()}"
+    n = robot.n_joints
+    bus = RobotBus.create(name, n, 2)
+    transport = ShmTransport(name, n, 2)
+    loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", lock_memory=False, rt_priority=0,
+                                                     trigger="state"))
+    try:
+        loop.start()
+        unanswered = 0
+        for k in range(300):
+            tick = bus.publish_state(k * DT)
+            unanswered += not bus.wait_command(tick, 0.5)
+            time.sleep(0.0003 * (k % 4))  # the robot side's own, uneven pace
+        assert unanswered == 0
+        assert loop.stats()["states_received"] == 300
+        deadline = time.monotonic() + 10.0
+        while loop.status().state != LoopState.FAULT and time.monotonic() < deadline:
+            time.sleep(0.005)
+        status = loop.status()
+        assert status.state == LoopState.FAULT and status.reason.name == "TRANSPORT_SILENT", status
+    finally:
+        loop.close()
+        transport.close()
+        bus.close()
+
+
+def test_unknown_trigger_is_refused(robot, dyn):
+    transport = LoopbackTransport(robot.n_joints, 2)
+    with pytest.raises(ConfigError, match="trigger"):
+        Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", trigger="tick"))

@@ -86,30 +86,89 @@ def _wait_for(predicate, timeout_s: float = 20.0) -> bool:
     return False
 
 
-def test_realtime_harness_holds_until_a_controller_answers(robot, dyn):
-    """Real-time mode: the support harness clamps the robot while no controller drives it, lets go once
-    the C loop answers, and catches the robot again when the controller stops."""
-    name = f"optimus_simtest_rt_{os.getpid()}"
+class _FreshReferences:
+    """Keeps the loop's standing references fresh from a thread (a stand-in for the QP) until stopped."""
+
+    def __init__(self, robot, dyn, loop):
+        q0 = robot.standing_configuration()
+        kp, kd = capped_joint_gains(robot, robot.kp, robot.kd, DT)
+        self.refs = dict(qdd=np.zeros(dyn.nv), q=q0[7:], v=np.zeros(robot.n_joints), kp=kp, kd=kd,
+                         contact_wrenches=static_foot_wrenches(robot, q0), contacts_active=[1.0, 1.0],
+                         base_pose=q0[:7], base_twist=np.zeros(6))
+        self.loop, self.stop = loop, threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        while not self.stop.is_set():
+            self.loop.set_references(**self.refs)
+            time.sleep(0.004)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+def _realtime_rig(robot, dyn, tag: str, **settings):
+    name = f"optimus_simtest_rt_{tag}_{os.getpid()}"
     bus = RobotBus.create(name, robot.n_joints, len(robot.config.feet))
-    runner = SimRunner(SimSettings(scene="", mode="realtime", camera_enabled=False), bus)
-    physics = threading.Thread(target=runner.run)
+    runner = SimRunner(SimSettings(scene="", mode="realtime", camera_enabled=False, **settings), bus)
     transport = ShmTransport(name, robot.n_joints, len(robot.config.feet))
-    loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", lock_memory=False, rt_priority=0))
-    q0 = robot.standing_configuration()
-    kp, kd = capped_joint_gains(robot, robot.kp, robot.kd, DT)
-    loop.set_references(qdd=np.zeros(dyn.nv), q=q0[7:], v=np.zeros(robot.n_joints), kp=kp, kd=kd,
-                        contact_wrenches=np.tile([0.0, 0.0, robot.total_mass * 9.81 / 2, 0, 0, 0], (2, 1)),
-                        contacts_active=[1.0, 1.0], base_pose=q0[:7], base_twist=np.zeros(6))
+    loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", lock_memory=False, rt_priority=0,
+                                                     trigger="state"))
+    return bus, runner, transport, loop
+
+
+def test_realtime_harness_hands_over_to_a_running_loop_only_and_catches_on_damping(robot, dyn):
+    """Real-time mode: the support harness holds the robot while no controller controls it, including a loop
+    that answers with damping in INIT; it lets go when the loop runs, and catches the robot when the loop
+    damps (stale references); each change is reported with the loop's state and reason."""
+    bus, runner, transport, loop = _realtime_rig(robot, dyn, "catch")
+    physics = threading.Thread(target=runner.run)
     try:
         physics.start()
         assert _wait_for(lambda: runner.world.time_s > 0.2 and runner.harness.engaged), "no harness without a controller"
-        assert runner.server.steps_without_command > 0
+        loop.start()  # no references: INIT, answering with damping
+        assert _wait_for(lambda: bus.command_tick > 0 and runner.server.answering)
+        time.sleep(0.3)
+        assert runner.harness.engaged and not runner.server.controlled, "a damping loop in INIT took the robot"
+        assert list(runner.server.control_changes) == []
+        with _FreshReferences(robot, dyn, loop):
+            assert _wait_for(lambda: not runner.harness.engaged), "the harness did not let go of a running loop"
+            time.sleep(1.0)
+            assert loop.status().state == LoopState.RUNNING, loop.status().message
+        assert _wait_for(lambda: runner.harness.engaged), "the harness did not catch the robot when the loop damped"
+        assert loop.status().state == LoopState.DAMPING
+        changes = list(runner.server.control_changes)
+        assert [c.controlled for c in changes] == [True, False], changes
+        assert "DAMPING" in changes[1].detail and "STALE_REFERENCE" in changes[1].detail
+        assert runner.world.ground_truth().base_position[2] > 0.8  # stood on the loop, then caught
+        assert runner.server.commands_late / max(1, runner.server.commands_applied) < 0.2
+    finally:
+        runner.stop_event.set()
+        physics.join(timeout=10)
+        loop.close()
+        transport.close()
+        runner.close()
+        bus.close()
+
+
+def test_realtime_without_catching_the_damped_robot_is_on_its_own(robot, dyn):
+    """harness_catches=false: after the hand-over the harness stays off; a damping loop's answer drives the robot."""
+    bus, runner, transport, loop = _realtime_rig(robot, dyn, "nocatch", harness_catches=False)
+    physics = threading.Thread(target=runner.run)
+    try:
+        physics.start()
         loop.start()
-        assert _wait_for(lambda: not runner.harness.engaged), "the harness did not let go of a live controller"
-        assert bus.controller_connected and bus.command_tick > 0
-        loop.stop()
-        assert _wait_for(lambda: runner.harness.engaged), "the harness did not catch the robot when the controller left"
-        assert runner.world.ground_truth().base_position[2] > 0.8  # still up
+        with _FreshReferences(robot, dyn, loop):
+            assert _wait_for(lambda: runner.server.controlled), "the loop never took the robot"
+        assert _wait_for(lambda: loop.status().state == LoopState.DAMPING)
+        time.sleep(0.3)
+        assert not runner.harness.engaged and not runner.server.controlled
+        assert runner.server.control_changes[-1].controlled is False
     finally:
         runner.stop_event.set()
         physics.join(timeout=10)

@@ -100,6 +100,9 @@ class WholeBodyControllerNodeSettings(WbcSettings):
     mode: str = setting("lockstep", "", "lockstep: ticks driven by the sim; realtime: native thread paced by the "
                         "clock")
     auto_start: bool = setting(True, "", "start balancing at the first state (else call ~/start)")
+    handover_steady_s: float = setting(0.5, "s", "realtime: references go to the loop (which then takes the robot "
+                                       "from the harness) once the updates have kept time this long, each at most "
+                                       "half the loop's stale-reference timeout after the previous one")
     publish_rate_hz: float = setting(50.0, "Hz", "joint_states, imu/data, foot_wrench/*, odom (sim time); "
                                      "every message wakes each subscriber")
     diagnostics_rate_hz: float = setting(1.0, "Hz", "/diagnostics")

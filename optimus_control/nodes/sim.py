@@ -30,6 +30,7 @@ from optimus_control.errors import OptimusError
 from optimus_control.nodes.names import bus_name, check_time_mode
 from optimus_control.nodes.parameters import declare_settings
 from optimus_control.nodes.ros_time import clock_now_s, s_to_stamp
+from optimus_control.sim.bus_server import ControlChange
 from optimus_control.sim.runner import SimRunner, SimSettings
 from optimus_control.sim.world import GroundTruth
 
@@ -129,6 +130,15 @@ class SimNode(Node):
         with self._outputs_lock:
             if self._outputs_open:
                 self._publish_ground_truth(time_s, truth, joint_q, joint_v)
+
+    def on_control_change(self, change: ControlChange, harness_engaged: bool) -> None:
+        log = self.get_logger()
+        if change.controlled:
+            log.info(f"the controller controls the robot (sim time {change.time_s:.3f} s)"
+                     + ("; the support harness let go" if self.runner.settings.mode == "realtime" else ""))
+            return
+        holder = "the support harness holds it" if harness_engaged else "nothing holds it (it may fall)"
+        log.error(f"nobody controls the robot any more (sim time {change.time_s:.3f} s): {change.detail}; {holder}")
 
     def _msg_stamp(self, time_s: float) -> Time:
         """The stamp of a sample taken at sim time ``time_s``, on the node's clock.

@@ -16,8 +16,10 @@ out  joint_states, imu/data, foot_wrench/<foot> (WrenchStamped), odom, robot_des
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import traceback
 
 import numpy as np
 import pinocchio as pin
@@ -26,6 +28,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped, PoseStamped, WrenchStamped
 from nav_msgs.msg import Odometry
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState
@@ -34,6 +37,8 @@ from std_srvs.srv import Trigger
 
 from optimus_control.control import ControllerState, GoalFrameResolver, WholeBodyController
 from optimus_control.control.control_step import ControlStep
+from optimus_control.control.status_changes import Level, StatusChanges
+from optimus_control.control.update_timing import UpdateTiming
 from optimus_control.control.wbc_settings import WholeBodyControllerNodeSettings
 from optimus_control.errors import OptimusError
 from optimus_control.estimation import FloatingBaseEstimator
@@ -64,24 +69,31 @@ class WholeBodyControllerNode(Node):
         n, n_feet = self.robot.n_joints, len(self.robot.config.feet)
         self.get_logger().info(f"connecting to joint bus '{p['bus_name']}' ({n} joints, {n_feet} feet)")
         transport = connect_transport(p["bus_name"], n, n_feet, timeout_s=float(p["connect_timeout_s"]))
-        # Lockstep: the native loop thread answers the robot side's ticks and holds every sync state (each
-        # update period) until this node's control thread has set the references computed from the previous
-        # one. So the simulator, the 1 kHz law and the QP advance together (a slow QP slows the simulation
-        # instead of starving the loop), references from state s apply from tick s + period exactly, and the
-        # QP runs while the simulator steps. Real time: the native loop thread runs on its own clock.
+        # The native loop thread hands this node's control thread one state per update period (it sleeps in
+        # between). Lockstep: the loop also holds each such state until the control thread has set the
+        # references computed from the previous one, so the simulator, the 1 kHz law and the QP advance
+        # together (a slow QP slows the simulation instead of starving the loop), references from state s
+        # apply from tick s + period exactly, and the QP runs while the simulator steps. Real time: the
+        # loop runs on its own clock and never waits; a late update only makes the references older.
         self.lockstep = p["mode"] == "lockstep"
         self.ticks_per_update = self.settings.ticks_per_update
-        config = LoopConfig.for_robot(self.robot, mode=p["mode"],
-                                      sync_period_ticks=self.ticks_per_update if self.lockstep else 0)
+        # The joint bus's robot side (the sim) has its own clock: in real time the loop ticks on its states.
+        config = LoopConfig.for_robot(self.robot, mode=p["mode"], sync_period_ticks=self.ticks_per_update,
+                                      trigger="state")
         self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, config)
+        # Real time: the loop gets references (and takes the robot) only once the updates keep time.
+        self._update_timing = UpdateTiming(float(p["handover_steady_s"]), 0.5 * config.stale_reference_timeout_s)
+        self._handed_over = self.lockstep
         self._make_interfaces()
         self._stop = threading.Event()
         if p["auto_start"]:
             self.step.request_start()
         self._last_report = ""
+        self._status_changes = StatusChanges()
         self._hand_goal_info: dict[str, tuple[float, bool]] = {}  # hand -> (goal header stamp [s], clamped)
         self.loop.start()
-        self._thread = threading.Thread(target=self._control_thread, name="wbc", daemon=True)
+        self.failure: str | None = None  # why the control thread died (the node then shuts down, exit 1)
+        self._thread = threading.Thread(target=self._control_thread_main, name="wbc", daemon=True)
         self._thread.start()
 
     # ---- ROS interfaces ---------------------------------------------------------------------------
@@ -169,23 +181,27 @@ class WholeBodyControllerNode(Node):
         return res
 
     # ---- control thread -----------------------------------------------------------------------------
+    def _control_thread_main(self) -> None:
+        """A control thread that dies takes the node with it: the loop damps on the stale references, and a
+        process that stays up without control would look healthy to the launcher."""
+        try:
+            self._control_thread()
+        except Exception:
+            self.failure = traceback.format_exc()
+            self.get_logger().error(f"the control thread failed; the loop damps and the node stops:\n{self.failure}")
+            self.context.try_shutdown()
+
     def _control_thread(self) -> None:
         ticks_per_update = self.ticks_per_update
         publish_every = max(1, int(round(1000.0 / self.p["publish_rate_hz"])))
         diag_every = max(1, int(round(1000.0 / self.p["diagnostics_rate_hz"])))
         tasks_every = max(1, int(round(1000.0 / self.p["task_status_rate_hz"])))
-        last_tick, last_update, last_pub, last_diag, last_tasks = -1, -10**9, -10**9, -10**9, -10**9
+        last_update, last_pub, last_diag, last_tasks = -10**9, -10**9, -10**9, -10**9
         while not self._stop.is_set():
-            if self.lockstep:
-                state = self.loop.wait_update_state(0.1)  # every sync state, once, in order
-                if state is None:
-                    continue
-            else:
-                state = self.loop.read_state()
-                if state.tick == last_tick or state.tick <= 0:
-                    time.sleep(0.0002)
-                    continue
-            last_tick = state.tick
+            state = self.loop.wait_update_state(0.1)  # lockstep: every update state, once, in order
+            if state is None:
+                self._log_status_changes()  # a silent robot side is a fault to report too
+                continue
             if state.tick - last_update >= ticks_per_update:
                 last_update = state.tick
                 try:
@@ -196,6 +212,7 @@ class WholeBodyControllerNode(Node):
                         self.controller.request_damping(f"control step raised {exc!r}")
             if self.lockstep:
                 self.loop.mark_processed(state.tick)  # publishing below overlaps the simulator's steps
+            self._log_status_changes()
             try:
                 if state.tick - last_pub >= publish_every:
                     last_pub = state.tick
@@ -222,7 +239,29 @@ class WholeBodyControllerNode(Node):
                 self._hand_goal_info.clear()  # the hands now hold where they are: no goal to echo
         if command.started:
             self.get_logger().info("balancing started")
+        if not self._handed_over:
+            steady = self._update_timing.tick(time.monotonic())
+            if not (steady and self.controller.state is ControllerState.RUNNING):
+                self.loop.set_base_state(command.base_pose, command.base_twist)  # the loop stays in INIT
+                return
+            self._handed_over = True
+            self.get_logger().info(f"the control updates kept time for {self._update_timing.steady_s:g} s (longest gap "
+                                   f"{1e3 * self._update_timing.longest_gap_s:.1f} ms): the loop takes the robot")
         command.send(self.loop)
+
+    def _log_status_changes(self) -> None:
+        """A fault or a recovery goes to the log at once, with its reason (diagnostics only come at 1 Hz)."""
+        with self.lock:
+            controller_state, fault = self.controller.state, self.controller.fault
+        loop = self.loop.status()
+        log = self.get_logger()
+        for event in self._status_changes.update(controller_state, fault, loop.state.name, loop.message):
+            if event.level is Level.ERROR:  # one call site per severity (rclpy requires it)
+                log.error(event.text)
+            elif event.level is Level.WARN:
+                log.warning(event.text)
+            else:
+                log.info(event.text)
 
     # ---- status out -------------------------------------------------------------------------------
     def _state_stamp(self, state) -> Time:
@@ -320,12 +359,15 @@ class WholeBodyControllerNode(Node):
 
 
 def main(args=None) -> None:
+    # The control thread must get the interpreter within ~1 ms of its state arriving, not after the default
+    # 5 ms switch interval another thread (the executor, a publisher) may hold it for.
+    sys.setswitchinterval(0.001)
     rclpy.init(args=args)
     node = None
     try:
         node = WholeBodyControllerNode()
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except OptimusError as exc:
         print(f"whole_body_controller: {exc}", flush=True)
@@ -336,6 +378,8 @@ def main(args=None) -> None:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+    if node is not None and node.failure is not None:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -179,8 +179,13 @@ class RobotBus:
     @property
     def controller_connected(self) -> bool:
         """A controller is attached and has answered (or reported alive) within the last 100 ms."""
+        return self.controller()[0]
+
+    def controller(self) -> tuple[bool, int, int, int]:
+        """(connected, command_tick, controller_state, controller_fault) read at once (see the properties)."""
         s = _rtcore.bus_status(self._segment())
-        return s["heartbeat_ns"] != 0 and s["now_ns"] - s["heartbeat_ns"] < CONNECTED_WITHIN_S * 1e9
+        connected = s["heartbeat_ns"] != 0 and s["now_ns"] - s["heartbeat_ns"] < CONNECTED_WITHIN_S * 1e9
+        return connected, s["command_tick"], s["controller_state"], s["controller_fault"]
 
     # ---- lifetime ------------------------------------------------------------------------------------
     def close(self, unlink: bool = True) -> None:

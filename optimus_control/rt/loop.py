@@ -69,8 +69,14 @@ class LoopConfig:
     # Lockstep with the thread: the Python update runs on every state whose tick is a multiple of this, and
     # the loop answers such a state only once the previous one was marked processed. References computed
     # from state s then apply from tick s + sync_period_ticks exactly (deterministic), and the update runs
-    # while the robot side steps instead of between its steps. 0: the loop never waits for Python.
+    # while the robot side steps instead of between its steps. Real time: a state at least this many ticks
+    # after the previous one is handed to wait_update_state (the loop never waits), so the update thread
+    # sleeps until there is work. 0: no update states (poll read_state).
     sync_period_ticks: int = 0
+    # Real time: "clock" ticks at the loop's own deadlines (hardware buses); "state" ticks when the robot
+    # side publishes a state, for a robot side with its own clock (the simulator over the shm joint bus):
+    # every state is answered before its next step whatever the two clocks' phases (see rt_loop.c).
+    trigger: str = "clock"
     # The PD runs in the motors (CAN transport): the command carries tau_ff = ID - J^T f with each joint's
     # q_ref (inside the joint limits and within the effort limit's reach), v_ref, kp, kd. Transports
     # without motor-side PD (shm, loopback) ignore it and keep torque mode: one control law either way.
@@ -144,9 +150,10 @@ class Loop:
         for name, value in (("rate_hz", config.rate_hz), ("stale_reference_timeout_s", config.stale_reference_timeout_s)):
             if not value > 0:
                 raise ConfigError(f"LoopConfig.{name} must be > 0, got {value}")
-        if config.sync_period_ticks < 0 or (config.sync_period_ticks and config.mode != "lockstep"):
-            raise ConfigError(f"LoopConfig.sync_period_ticks must be >= 0, and 0 unless mode is 'lockstep' "
-                              f"(got {config.sync_period_ticks} in mode '{config.mode}')")
+        if config.trigger not in ("clock", "state"):
+            raise ConfigError(f"LoopConfig.trigger '{config.trigger}' must be 'clock' or 'state'")
+        if config.sync_period_ticks < 0:
+            raise ConfigError(f"LoopConfig.sync_period_ticks must be >= 0 (got {config.sync_period_ticks})")
         if config.silent_ticks < 0 or config.lockstep_timeout_s < 0:
             raise ConfigError("LoopConfig.silent_ticks and lockstep_timeout_s must be >= 0 (0 disables the watchdog)")
         try:
@@ -167,7 +174,8 @@ class Loop:
             lockstep_timeout_s=float(config.lockstep_timeout_s), joint_limit_margin=float(config.joint_limit_margin),
             contact_reference=getattr(_rtcore, reference), rt_priority=int(config.rt_priority),
             cpu=-1 if config.cpu is None else int(config.cpu), lock_memory=bool(config.lock_memory),
-            sync_period_ticks=int(config.sync_period_ticks), motor_pd=bool(config.motor_pd))
+            sync_period_ticks=int(config.sync_period_ticks), motor_pd=bool(config.motor_pd),
+            state_triggered=config.trigger == "state")
         layout = self._core.layout()
         self._snapshot = np.zeros(layout["snapshot_words"])
         self._update_snapshot = np.zeros(layout["snapshot_words"])  # its own buffer: read_state may run elsewhere

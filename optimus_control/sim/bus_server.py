@@ -4,8 +4,14 @@ lockstep  : publish the state of tick k, wait until the controller answered tick
             step. Physics never advances without an answer, so runs are deterministic and a missing
             controller freezes the robot (safe).
 realtime  : paced by the caller to the wall clock; publish, apply the latest command whatever tick it
-            answers (zero-order hold), step. Until a controller has attached and answered, and again
-            whenever it disappears, the support harness holds the robot (see support_harness.py).
+            answers (zero-order hold), step. The support harness (support_harness.py) holds the robot
+            until a controller controls it: attached, answering, and its loop RUNNING (a loop that
+            answers with damping in INIT, DAMPING or FAULT drives nothing). When control is lost
+            later, the harness catches the robot again if ``catch`` is set; otherwise the robot gets
+            the controller's (damping) answer and may fall, as a robot without a gantry would.
+
+Both modes report every change of who controls the robot (``control_changes``), with the loop's state
+and reason, so the sim can say when nobody controls the robot any more.
 
 The bus object is ``optimus_control.rt.bus.RobotBus`` (see the joint-bus contract); anything with the
 same attributes works, e.g. a bus created in a test.
@@ -15,13 +21,16 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
+from optimus_control.rt.loop import LoopState, Reason
 from optimus_control.sim.support_harness import SupportHarness
 from optimus_control.sim.world import SimWorld
 
 MODES = ("lockstep", "realtime")
+REALTIME_COMMAND_WAIT_S = 0.001   # realtime: how long a step waits for the answer to its state (one loop period)
 
 
 class RealTimeFactor:
@@ -44,14 +53,30 @@ class RealTimeFactor:
         return (s1 - s0) / (w1 - w0) if w1 > w0 else 0.0
 
 
+@dataclass(frozen=True)
+class ControlChange:
+    """Who drives the robot changed at sim time ``time_s``: ``controlled`` by a RUNNING loop or not."""
+
+    time_s: float
+    controlled: bool
+    detail: str          # the controller's loop state and reason, or why there is no controller
+
+
 class BusServer:
-    def __init__(self, world: SimWorld, bus, harness: SupportHarness | None = None):
+    def __init__(self, world: SimWorld, bus, harness: SupportHarness | None = None, catch: bool = True):
         self.world, self.bus = world, bus
         self.harness = harness
+        self.catch = catch
         self.tick = -1                     # tick of the last published state
         self._published_at_time = None     # sim time of the last published state
         self.rtf = RealTimeFactor()
         self.steps_without_command = 0     # realtime: steps run under the harness or on a stale command
+        self.controlled = False            # a RUNNING controller loop drove the last step
+        self.answering = False             # a controller answered (whatever its loop state)
+        self.commands_applied = 0          # realtime: steps driven by a controlling loop's command ...
+        self.commands_late = 0             # ... of which the answer to the step's own state had not come in time
+        self.ever_controlled = False
+        self.control_changes: deque[ControlChange] = deque(maxlen=100)  # drained by the runner
 
     # ---- state out -------------------------------------------------------------------------------
     def publish(self) -> int:
@@ -84,32 +109,71 @@ class BusServer:
             self.publish()
         if not self.bus.wait_command(self.tick, timeout_s):
             return False
+        self._observe_control()
         self._step(self.bus.read_command())
         return True
 
     # ---- real time ---------------------------------------------------------------------------------
     def controller_active(self) -> bool:
+        """A controller is attached and answers (whatever its loop does)."""
         return bool(self.bus.controller_connected) and self.bus.command_tick >= 0
 
-    def realtime_tick(self) -> None:
-        """Publish, apply the latest command (zero-order hold) or the harness, step once."""
-        self.publish()
+    def _observe_control(self) -> bool:
+        """Whether a controller controls the robot now (answering, loop RUNNING, or FAULT for joint limits
+        only, where the other joints stay controlled); records a change."""
+        connected, command_tick, state, reason = self.bus.controller()
+        answering = self.answering = connected and command_tick >= 0
+        controlled = answering and (state == LoopState.RUNNING or (state == LoopState.FAULT and reason == Reason.JOINT_LIMIT))
+        if controlled != self.controlled:
+            detail = "no controller answers on the joint bus"
+            if answering:
+                try:
+                    detail = f"controller loop {LoopState(state).name}" + (f" ({Reason(reason).name})" if reason else "")
+                except ValueError:
+                    detail = f"controller loop in state {state}, reason {reason}"
+            self.controlled = controlled
+            self.ever_controlled |= controlled
+            self.control_changes.append(ControlChange(self.world.time_s, controlled, detail))
+        return controlled
+
+    def realtime_tick(self, command_wait_s: float = REALTIME_COMMAND_WAIT_S) -> None:
+        """Apply the answer to the published state (waiting up to ``command_wait_s`` for it) or the harness,
+        step once, publish the new state.
+
+        The state goes out right after the step, so the controller answers it while the caller sleeps until
+        the next deadline, and the physics is still in that state when the answer is applied: no delay on
+        top of the loop's own, as a motor driver applies each command within its cycle. A command that is
+        late by more than ``command_wait_s`` is replaced by the previous one (zero-order hold, counted in
+        ``steps_without_command``): a steady one-tick delay would destabilise the 1 kHz joint PD.
+        """
+        if self.tick < 0 or self._published_at_time != self.world.time_s:
+            self.publish()
         h = self.harness
-        if self.controller_active():
+        controlled = self._observe_control()
+        answering = self.answering
+        if answering and self.bus.command_tick < self.tick and command_wait_s > 0:
+            self.bus.wait_command(self.tick, command_wait_s)
+        if controlled:
             if h is not None and h.engaged:
                 h.release()
             tau = self.bus.read_command()
-            if self.bus.command_tick < self.tick - 1:
+            self.commands_applied += 1
+            if self.bus.command_tick < self.tick:
+                self.commands_late += 1
                 self.steps_without_command += 1
+        elif h is not None and (self.catch or not self.ever_controlled):
+            if not h.engaged:
+                h.engage()
+            tau = h.torque()
+            self.steps_without_command += 1
+        elif answering:
+            tau = self.bus.read_command()   # the controller's damping answer: nobody holds the robot
+            self.steps_without_command += 1
         else:
-            if h is not None:
-                if not h.engaged:
-                    h.engage()
-                tau = h.torque()
-            else:
-                tau = -self.world.robot.config.damping_gain * self.world._joint_state()[1]
+            tau = -self.world.robot.config.damping_gain * self.world._joint_state()[1]
             self.steps_without_command += 1
         self._step(tau)
+        self.publish()
 
     def invalidate(self) -> None:
         """Forget the published state (after a reset): the next tick publishes again."""

@@ -24,7 +24,7 @@ from optimus_control.errors import ConfigError, SimulationError
 from optimus_control.model import RobotModel
 from optimus_control.model.settings_schema import section, setting
 from optimus_control.sim.actuators import ActuatorParams
-from optimus_control.sim.bus_server import MODES, BusServer, RealTimeFactor
+from optimus_control.sim.bus_server import MODES, BusServer, ControlChange, RealTimeFactor
 from optimus_control.sim.camera import HeadCamera
 from optimus_control.sim.render_process import RenderJob, RenderProcess
 from optimus_control.sim.scene_builder import BuiltScene, build_scene, clear_scene
@@ -62,6 +62,9 @@ class SimSettings:
                                    "for each one")
     ground_truth_rate_hz: float = setting(50.0, "Hz", "sim/base_pose, sim/base_twist, sim/joint_states; "
                                           "sim/objects at 1/10 of it")
+    harness_catches: bool = setting(True, "", "realtime: the support harness catches the robot again whenever its "
+                                    "controller stops controlling it (damping, fault, gone); false: only the start-up "
+                                    "hold, after that the robot gets the controller's damping and may fall")
     start_paused: bool = setting(False, "", "start with physics and /clock paused")
     solver_iterations: int = setting(50, "", "PyBullet constraint-solver iterations per 1 ms step")
     friction_model: str = setting("actuator", "", "joint Coulomb friction: actuator | hybrid | motor (see sim/world.py)")
@@ -89,6 +92,7 @@ class SimOutputs(Protocol):
     def on_clock(self, time_s: float) -> None: ...
     def on_camera(self, time_s: float, rgb: np.ndarray, depth_m: np.ndarray) -> None: ...
     def on_ground_truth(self, time_s: float, truth: GroundTruth, joint_q: np.ndarray, joint_v: np.ndarray) -> None: ...
+    def on_control_change(self, change: ControlChange, harness_engaged: bool) -> None: ...
 
 
 class _Every:
@@ -111,7 +115,7 @@ class SimRunner:
         self.scene_spec = None if settings.scene in ("", "none") else load_scene(settings.scene)
         self.scene: BuiltScene | None = None
         self.harness = SupportHarness(self.world)
-        self.server = BusServer(self.world, bus, self.harness) if bus is not None else None
+        self.server = BusServer(self.world, bus, self.harness, settings.harness_catches) if bus is not None else None
         cam = self.robot.config.camera
         self.intrinsics = cam.intrinsics.scaled(settings.camera_width or None, settings.camera_height or None)
         self.camera = None
@@ -245,6 +249,9 @@ class SimRunner:
                 out.on_camera(t, rgb, depth)
         if out is None:
             return
+        if self.server is not None:
+            while self.server.control_changes:
+                out.on_control_change(self.server.control_changes.popleft(), self.harness.engaged)
         if self._clock_timer.due(k):
             out.on_clock(t)
         if self._truth_timer.due(k):

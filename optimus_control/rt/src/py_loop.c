@@ -44,14 +44,14 @@ static int loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"model", "transport", "damping_kd", "effort_limit", "lower_limit", "upper_limit",
                              "contact_frames", "rate_hz", "lockstep", "stale_timeout_s", "silent_ticks",
                              "lockstep_timeout_s", "joint_limit_margin", "contact_reference", "rt_priority", "cpu",
-                             "lock_memory", "sync_period_ticks", "motor_pd", NULL};
+                             "lock_memory", "sync_period_ticks", "motor_pd", "state_triggered", NULL};
     PyObject *model, *transport, *kd, *effort, *lower, *upper, *contacts;
-    rt_loop_config cfg = {1000.0, 0, 0.05, 20, 1.0, 0.0, RT_LOCAL, 80, -1, 1, 0, 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOO|dpdiddiiipip:Loop", kwlist, &model, &transport, &kd, &effort,
+    rt_loop_config cfg = {1000.0, 0, 0.05, 20, 1.0, 0.0, RT_LOCAL, 80, -1, 1, 0, 0, 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOO|dpdiddiiipipp:Loop", kwlist, &model, &transport, &kd, &effort,
                                      &lower, &upper, &contacts, &cfg.rate_hz, &cfg.lockstep, &cfg.stale_timeout_s,
                                      &cfg.silent_ticks, &cfg.lockstep_timeout_s, &cfg.joint_limit_margin,
                                      &cfg.contact_reference, &cfg.rt_priority, &cfg.cpu, &cfg.lock_memory,
-                                     &cfg.sync_period_ticks, &cfg.motor_pd))
+                                     &cfg.sync_period_ticks, &cfg.motor_pd, &cfg.state_triggered))
         return -1;
     if (self->L) {
         PyErr_SetString(rtpy_RealTimeError, "Loop is already initialised");

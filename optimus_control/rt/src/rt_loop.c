@@ -66,9 +66,8 @@ rt_loop *rt_loop_create(const rt_model *model, const rt_transport *tr, const rt_
         snprintf(err, errlen, "rate_hz %g must be in (0, 100000]", cfg->rate_hz);
         return NULL;
     }
-    if (cfg->sync_period_ticks < 0 || (cfg->sync_period_ticks > 0 && !cfg->lockstep)) {
-        snprintf(err, errlen, "sync_period_ticks %d must be >= 0, and 0 unless the loop is lockstep",
-                 cfg->sync_period_ticks);
+    if (cfg->sync_period_ticks < 0) {
+        snprintf(err, errlen, "sync_period_ticks %d must be >= 0", cfg->sync_period_ticks);
         return NULL;
     }
     rt_loop *L = calloc(1, sizeof(*L));
@@ -537,7 +536,34 @@ static void transport_fault(rt_loop *L) {
     fault(L, RT_REASON_TRANSPORT_FAULT, index, value);
 }
 
-static void run_realtime(rt_loop *L) {
+/* Real time with sync_period_ticks > 0: a state at least one period after the previous update state is
+ * handed to the Python side (rt_loop_wait_update) without ever waiting for it, so the update thread
+ * sleeps until there is work instead of polling, and a slow update only makes the references older. */
+static void realtime_update_due(rt_loop *L, int have_new) {
+    const int period = L->cfg.sync_period_ticks;
+    L->sync_due = have_new && period > 0 && (L->last_sync_tick < 0 || L->state_tick >= L->last_sync_tick + period);
+}
+
+static void realtime_update_publish(rt_loop *L) {
+    if (!L->sync_due) return;
+    L->sync_due = 0;
+    L->last_sync_tick = L->state_tick;
+    atomic_fetch_add_explicit(&L->update_seq, 1, memory_order_release);
+    futex_wake_private(&L->update_seq);
+}
+
+/* One real-time tick at wall time `woke` [ns] with or without a new state. */
+static void realtime_tick(rt_loop *L, int have, int64_t woke) {
+    if (have < 0) transport_fault(L);
+    realtime_update_due(L, have == 1);
+    loop_tick(L, have == 1, (double)woke * 1e-9);
+    realtime_update_publish(L);
+}
+
+/* Clock-triggered: ticks at absolute deadlines; each reads whatever state is newest (CAN buses, whose
+ * replies arrive within the cycle). A tick that ends past the next deadline is a miss, and the periods
+ * it overran are skipped, not made up. */
+static void run_clock_triggered(rt_loop *L) {
     const int64_t period = (int64_t)llround(1e9 / L->cfg.rate_hz);
     int64_t next = mono_ns() + period;
     while (!atomic_load_explicit(&L->stop, memory_order_acquire)) {
@@ -546,9 +572,7 @@ static void run_realtime(rt_loop *L) {
         }
         const int64_t woke = mono_ns();
         rt_hist_add(&L->latency, woke - next);
-        const int have = L->tr.read_state(L->tr.ctx, &L->state_tick, L->words);
-        if (have < 0) transport_fault(L);
-        loop_tick(L, have == 1, (double)woke * 1e-9);
+        realtime_tick(L, L->tr.read_state(L->tr.ctx, &L->state_tick, L->words), woke);
         const int64_t end = mono_ns();
         rt_hist_add(&L->compute, end - woke);
         next += period;
@@ -560,6 +584,37 @@ static void run_realtime(rt_loop *L) {
             }
         }
     }
+}
+
+/* State-triggered: a tick runs as soon as the robot side publishes a state (a simulator or emulator
+ * with its own clock), so its answer is there before the robot side's next step however the two clocks'
+ * phases lie, and a robot side that fell behind can catch up. Without a state for 1.5 periods a tick
+ * runs anyway (silent-transport watchdog, stale references), then one per period. The latency histogram
+ * holds the wait beyond one period (0 while states come on time); a miss is a tick computed for longer
+ * than one period. */
+static void run_state_triggered(rt_loop *L) {
+    const int64_t period = (int64_t)llround(1e9 / L->cfg.rate_hz);
+    int64_t last = mono_ns();
+    int64_t timeout = period + period / 2;
+    while (!atomic_load_explicit(&L->stop, memory_order_acquire)) {
+        const int64_t left = last + timeout - mono_ns();
+        const int r = left > 0 ? L->tr.wait_state(L->tr.ctx, L->state_tick, left, &L->stop) : 0;
+        if (atomic_load_explicit(&L->stop, memory_order_acquire)) break;
+        const int64_t woke = mono_ns();
+        const int have = r == 1 ? L->tr.read_state(L->tr.ctx, &L->state_tick, L->words) : 0;
+        rt_hist_add(&L->latency, woke - last > period ? woke - last - period : 0);
+        realtime_tick(L, have, woke);
+        const int64_t end = mono_ns();
+        rt_hist_add(&L->compute, end - woke);
+        if (end - woke > period) atomic_fetch_add_explicit(&L->misses, 1, memory_order_relaxed);
+        timeout = have == 1 ? period + period / 2 : period;
+        last = woke;
+    }
+}
+
+static void run_realtime(rt_loop *L) {
+    if (L->cfg.state_triggered && L->tr.wait_state) run_state_triggered(L);
+    else run_clock_triggered(L);
 }
 
 /* Lockstep synchronisation (thread mode, sync_period_ticks > 0): before answering a sync state, wait

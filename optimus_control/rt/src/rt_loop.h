@@ -46,8 +46,12 @@ typedef struct {
     int lock_memory;            /* mlockall while running */
     int sync_period_ticks;      /* lockstep thread: Python updates from every state whose tick is a multiple of
                                  * this; such a state is answered only once Python finished the previous one
-                                 * (rt_loop_mark_processed). 0: never wait for Python. */
+                                 * (rt_loop_mark_processed). Real time: a state this many ticks after the last
+                                 * update state is handed to Python (rt_loop_wait_update), never waited for.
+                                 * 0: no update states. */
     int motor_pd;               /* the transport runs the PD in the motors (write_pd): see rt_loop.c */
+    int state_triggered;        /* real time: tick when the robot side publishes a state (its own clock, e.g. a
+                                 * simulator), not at the loop's own deadlines; see run_state_triggered */
 } rt_loop_config;
 
 /* Layout of the reference words (offsets filled by rt_loop_create). */
@@ -84,7 +88,7 @@ typedef struct rt_loop {
     _Atomic uint64_t ticks, misses, skipped, states, silent_total;
     rt_hist latency, compute;
 
-    /* lockstep synchronisation with the Python update (sync_period_ticks > 0, thread mode) */
+    /* the Python update's states (sync_period_ticks > 0, thread mode; lockstep also waits for it) */
     rt_tbuf update_snapshot;           /* loop -> Python: the snapshot of each sync state */
     _Atomic uint32_t update_seq;       /* bumped (futex word) after each sync snapshot */
     _Atomic uint32_t processed_seq;    /* bumped (futex word) by rt_loop_mark_processed */

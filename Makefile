@@ -24,8 +24,10 @@ $(RT_STAMP): $(STAMP) $(RT_SOURCES)
 # The main job: the factory sorting demo through the launcher (sim, controller, perception, planner as
 # ROS 2 processes): progress on the terminal, a report under runs/<timestamp>/, exit status 0 only when
 # every box is in its bin and the robot never fell; a wrong file or a dead process is reported by its message.
+# MODE=realtime runs the sim on the wall clock (the mode hardware and HIL run in).
+MODE ?= lockstep
 demo: setup
-	$(PY) -m optimus_control.apps.demo
+	$(PY) -m optimus_control.apps.demo --mode $(MODE)
 
 factory-demo: demo
 

@@ -99,3 +99,11 @@ def colcon_install(tmp_path_factory) -> Path:
     )
     assert result.returncode == 0, f"colcon build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return ws / "install"
+
+
+@pytest.fixture
+def isolated(ros_domain_id, monkeypatch) -> int:
+    """This process's own rclpy contexts discover like the nodes: Fast DDS, this host only."""
+    for key in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION"):
+        monkeypatch.setenv(key, ros_env(ros_domain_id)[key])
+    return ros_domain_id

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import ros_env
+from launch_fixtures.ros_stack import REPO, START_S, Probe, Stack
 
 from optimus_control.errors import ConfigError
-from optimus_control.model import share_dir
 from optimus_control.nodes.names import (
     GLOBAL_TOPICS,
     bus_name,
@@ -33,9 +30,6 @@ from optimus_control.nodes.names import (
     resolve_name,
 )
 from optimus_control.nodes.ros_time import stamp_to_s
-
-REPO = Path(__file__).resolve().parents[1]
-START_S = 150.0  # bring-up of a stack on a loaded 2-core machine: generous, never reached when things work
 
 
 # ---- the rules, without ROS -------------------------------------------------------------------------
@@ -114,114 +108,6 @@ def test_lockstep_on_the_wall_clock_is_refused():
 
 
 # ---- helpers for processes --------------------------------------------------------------------------
-class Stack:
-    """optimus-launch (or one node) in its own session; stop() ends it and anything it left behind."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str], log: Path):
-        self.log_path = log
-        self._log = open(log, "w")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
-                                     start_new_session=True)
-
-    @classmethod
-    def launch(cls, file: str, domain_id: int, log: Path, *arguments: str) -> Stack:
-        env = ros_env(domain_id) | {"ROS_LOG_DIR": str(log.parent / "ros_log")}
-        return cls([sys.executable, "-m", "optimus_control.launch.cli", str(share_dir() / "launch" / file), *arguments],
-                   env, log)
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def child_pids(self) -> list[int]:
-        return [int(m) for m in re.findall(r"process started \[[^\]]+\] with pid (\d+)", self.output())]
-
-    def stop(self, timeout_s: float = 40.0) -> int | None:
-        children = self.child_pids()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            code = self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            code = None
-        for pgid in [self.proc.pid, *children]:  # the launcher gives each child its own process group
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        if code is None:
-            self.proc.wait(timeout=10)
-        self._log.close()
-        return code
-
-
-@pytest.fixture
-def isolated(ros_domain_id, monkeypatch) -> int:
-    """This process's own rclpy contexts discover like the nodes: Fast DDS, this host only."""
-    for key in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION"):
-        monkeypatch.setenv(key, ros_env(ros_domain_id)[key])
-    return ros_domain_id
-
-
-class Probe:
-    """An rclpy node in its own context on the test's domain, spun by a background thread."""
-
-    def __init__(self, domain_id: int, namespace: str = "/test_probe", args: list[str] | None = None,
-                 use_sim_time: bool = False):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.parameter import Parameter
-
-        self.context = rclpy.Context()
-        self.context.init(args=args, domain_id=domain_id)
-        self.node = rclpy.create_node("probe", namespace=namespace, context=self.context,
-                                      parameter_overrides=[Parameter("use_sim_time", value=use_sim_time)])
-        self.lock = threading.Lock()
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.1)
-            except Exception:  # noqa: BLE001 - the context is shutting down
-                break
-
-    def latest(self, kind, topic: str, qos=10) -> dict:
-        """Subscribe; the returned dict holds the last message under 'msg' and a count under 'n'."""
-        box = {"msg": None, "n": 0}
-
-        def keep(msg):
-            with self.lock:
-                box["msg"], box["n"] = msg, box["n"] + 1
-        self.node.create_subscription(kind, topic, keep, qos)
-        return box
-
-    def wait(self, condition, timeout_s: float, what: str, stacks: tuple = ()) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self.lock:
-                if condition():
-                    return
-            for s in stacks:
-                if s.proc.poll() is not None:
-                    raise AssertionError(f"a launch ended while waiting for {what}:\n{s.output()[-4000:]}")
-            time.sleep(0.1)
-        logs = "\n".join(s.output()[-3000:] for s in stacks)
-        raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{logs}")
-
-    def close(self) -> None:
-        import rclpy
-
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=5.0)
-
-
-
 # ---- single nodes ------------------------------------------------------------------------------------
 @pytest.mark.ros
 @pytest.mark.parametrize("node,code", [("sim", 2), ("whole_body_controller", 1)])

@@ -264,8 +264,10 @@ class DemoMonitor:
 
 
 def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, domain_id: int,
-             quiet: bool = False, namespace: str = "", robot_config: str = "optimus.yaml") -> tuple[int, Path, dict]:
-    """Run one episode (the stack under ``namespace``, empty = the root); returns (exit status, run folder, summary).
+             quiet: bool = False, namespace: str = "", robot_config: str = "optimus.yaml",
+             mode: str = "lockstep") -> tuple[int, Path, dict]:
+    """Run one episode (the stack under ``namespace``, empty = the root) in ``mode`` (lockstep or realtime);
+    returns (exit status, run folder, summary).
 
     Raises ConfigError (before anything starts) when the robot, scene or job file is wrong.
     """
@@ -278,8 +280,9 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION")})
     cmd = [sys.executable, "-m", "optimus_control.launch.cli", str(share_dir() / "launch" / "factory_demo.launch.xml"),
            f"robot_config:={robot_config}", f"job:={job}", f"scene:={scene}", f"seed:={seed}",
-           f"bus_name:=optimus_demo_{os.getpid()}", f"report_dir:={folder / 'planner'}", f"namespace:={namespace}"]
-    print(f"factory demo: job '{job_spec.name}', scene '{inputs.scene.name}', seed {seed}; ROS_DOMAIN_ID={domain_id}; "
+           f"bus_name:=optimus_demo_{os.getpid()}", f"report_dir:={folder / 'planner'}", f"namespace:={namespace}",
+           f"mode:={mode}"]
+    print(f"factory demo: job '{job_spec.name}', scene '{inputs.scene.name}', seed {seed}, {mode}; ROS_DOMAIN_ID={domain_id}; "
           f"run folder {folder}")
     monitor = DemoMonitor(domain_id, robot, job_spec, namespace)
     wall0 = time.monotonic()
@@ -328,7 +331,7 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
     failure = launch_failure_messages(log_path, code)
     planner = _planner_summary(folder / "planner")
     elapsed = (planner or {}).get("times", {}).get("elapsed_s") or sim_t - (sim_start or 0.0)
-    run = {"job": job, "scene": scene, "seed": seed, "robot_config": robot_config, "launch_exit_code": code,
+    run = {"job": job, "scene": scene, "seed": seed, "mode": mode, "robot_config": robot_config, "launch_exit_code": code,
            "sim_time_s": sim_t, "job_sim_time_s": elapsed, "wall_time_s": wall_total, "domain_id": domain_id,
            "process_failures": failure}
     summary = write_run_report(folder, job_spec, planner, monitor.rec, run, FallCriteria.for_robot(robot),
@@ -373,10 +376,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=3600.0, help="wall-time limit [s]")
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", DEFAULT_DOMAIN_ID)))
     parser.add_argument("--namespace", default="", help="ROS namespace of the stack (empty: the root namespace)")
+    parser.add_argument("--mode", default="lockstep", choices=("lockstep", "realtime"),
+                        help="lockstep: the sim waits for the controller (deterministic); realtime: the sim runs on "
+                             "the wall clock, the controller keeps up (config/realtime/ overlays apply)")
     a = parser.parse_args(argv)
     with reported_as(prog):
         code, _, _ = run_demo(a.job, a.scene, a.seed, a.runs_dir, a.timeout, a.domain_id, namespace=a.namespace,
-                              robot_config=a.robot_config)
+                              robot_config=a.robot_config, mode=a.mode)
     sys.exit(code)
 
 

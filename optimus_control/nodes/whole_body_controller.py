@@ -322,6 +322,13 @@ class WholeBodyControllerNode(Node):
                   # lockstep: how often and how long [s, wall] the loop held the robot side for the QP update
                   "loop_sync_waits": str(stats.get("sync_waits", "")),
                   "loop_sync_wait_s": f"{stats.get('sync_wait_s', 0.0):.3f}",
+                  "loop_states_received": str(stats.get("states_received", "")),
+                  "loop_ticks_without_state": str(stats.get("ticks_without_state", "")),
+                  # real time: wait beyond one period for a state (state-triggered) or past the deadline (clock)
+                  "loop_latency_p50_us": f"{stats['wakeup_latency']['p50_us']:.1f}",
+                  "loop_latency_p99_us": f"{stats['wakeup_latency']['p99_us']:.1f}",
+                  "loop_latency_max_us": f"{stats['wakeup_latency']['max_us']:.1f}",
+                  "loop_compute_p99_us": f"{stats['compute']['p99_us']:.1f}",
                   "last_goal_error": self._last_report,
                   "contacts": ", ".join(f"{k}={v:.2f}" for k, v in status.contacts.items())}
         diag = DiagnosticArray()

@@ -44,6 +44,8 @@ setup(
         data("config/scenes", "*.yaml"),
         data("config/jobs", "*.yaml"),
         data("config/hardware", "*.yaml"),
+        data("config/modes/lockstep", "*.yaml"),
+        data("config/modes/realtime", "*.yaml"),
     ],
     python_requires=">=3.10",
     install_requires=[

@@ -42,6 +42,16 @@ def test_defaults_are_the_shipped_parameter_files(node):
     assert not differ, f"config/{node}.yaml and the defaults of {cls.__name__} differ (default, file): {differ}"
 
 
+@pytest.mark.parametrize("overlay", sorted((REPO / "config" / "modes").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_mode_overlays_are_valid_parameter_files_of_their_node(overlay):
+    """config/modes/<mode>/<node>.yaml (loaded by the launch files after config/<node>.yaml) hold only real,
+    well-typed parameters of that node, and every mode has a file for every node that has one."""
+    node = overlay.stem
+    load_parameter_file(node_schemas()[node], overlay, node)
+    for mode in ("lockstep", "realtime"):
+        assert (REPO / "config" / "modes" / mode / overlay.name).is_file(), f"config/modes/{mode}/{overlay.name} is missing"
+
+
 def test_every_parameter_has_a_description():
     for node, cls in node_schemas().items():
         for leaf in leaves(cls):

@@ -1,7 +1,10 @@
 """Run every benchmarks/bench_*.py module's main() in turn (`python -m benchmarks [name ...]`).
 
 Modules are discovered by file name, so a new benchmark only needs a `bench_<topic>.py` with a `main()`.
-Arguments select benchmarks by topic (`python -m benchmarks rt` runs bench_rt only).
+Arguments select benchmarks by topic (`python -m benchmarks rt` runs bench_rt only); options after the names
+reach the benchmarks that read them (`python -m benchmarks realtime --seconds 15 --json out.json`).
+bench_realtime launches the whole sim stack (sim.launch.xml) in real-time and lockstep mode, with and without the
+camera (4 runs, about 2.5 min with the default 30 s window; OPTIMUS_BENCH_REALTIME_S sets it).
 """
 
 from __future__ import annotations

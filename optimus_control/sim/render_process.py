@@ -145,13 +145,15 @@ class RenderProcess:
             self._send_conn.send(("stop",))
         except (BrokenPipeError, OSError):
             pass
+        # A frame the child is still writing (larger than the pipe's buffer) would block it until someone
+        # reads: closing our end breaks that write, and the child ends at once instead of being killed.
+        self._conn.close()
         try:
             self._proc.wait(timeout=5.0)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait(timeout=5.0)
         self._send_conn.close()
-        self._conn.close()
 
 
 def _main(argv: list[str]) -> None:

@@ -42,7 +42,8 @@ def test_defaults_are_the_shipped_parameter_files(node):
     assert not differ, f"config/{node}.yaml and the defaults of {cls.__name__} differ (default, file): {differ}"
 
 
-@pytest.mark.parametrize("overlay", sorted((REPO / "config" / "modes").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("overlay", sorted((REPO / "config" / "modes").glob("*/*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_mode_overlays_are_valid_parameter_files_of_their_node(overlay):
     """config/modes/<mode>/<node>.yaml (loaded by the launch files after config/<node>.yaml) hold only real,
     well-typed parameters of that node, and every mode has a file for every node that has one."""

@@ -9,6 +9,7 @@ are listed in the README (section "sim node"); all are relative to the node's na
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -259,6 +260,9 @@ class SimNode(Node):
 def main(args=None) -> None:
     """Run the sim until SIGINT/SIGTERM: stop the physics thread, then close the node and rclpy (exit 0)."""
     stop = threading.Event()
+    # The physics thread must get the interpreter within ~1 ms when the executor thread holds it, not after
+    # the default 5 ms switch interval (in real time a 1 ms step would wait for it).
+    sys.setswitchinterval(0.001)
     # rclpy's own SIGINT handler would shut its context down while the physics thread still publishes
     # (/clock every few ms): that thread would die with "publisher's context is invalid". Here a signal
     # only asks for a stop, and the shutdown runs in order below.

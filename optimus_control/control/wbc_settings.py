@@ -103,6 +103,10 @@ class WholeBodyControllerNodeSettings(WbcSettings):
     handover_steady_s: float = setting(0.5, "s", "realtime: references go to the loop (which then takes the robot "
                                        "from the harness) once the updates have kept time this long, each at most "
                                        "half the loop's stale-reference timeout after the previous one")
+    retake_after_stale: bool = setting(False, "", "realtime: when late updates made the loop damp (stale "
+                                       "references), restart balancing from the current state and hand over again "
+                                       "once the updates keep time; only where something holds a damped robot (the "
+                                       "sim's support harness, a gantry): sim.launch.xml sets it")
     publish_rate_hz: float = setting(50.0, "Hz", "joint_states, imu/data, foot_wrench/*, odom (sim time); "
                                      "every message wakes each subscriber")
     diagnostics_rate_hz: float = setting(1.0, "Hz", "/diagnostics")

@@ -46,7 +46,7 @@ from optimus_control.model import RobotModel
 from optimus_control.nodes.names import bus_name, check_time_mode
 from optimus_control.nodes.parameters import declare_settings
 from optimus_control.nodes.ros_time import s_to_stamp, stamp_to_s
-from optimus_control.rt import Dynamics, Loop, LoopConfig, connect_transport
+from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, Reason, connect_transport
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -84,6 +84,7 @@ class WholeBodyControllerNode(Node):
         # Real time: the loop gets references (and takes the robot) only once the updates keep time.
         self._update_timing = UpdateTiming(float(p["handover_steady_s"]), 0.5 * config.stale_reference_timeout_s)
         self._handed_over = self.lockstep
+        self._retake_pending = False  # restart balancing before the next hand-over (after stale references)
         self._make_interfaces()
         self._stop = threading.Event()
         if p["auto_start"]:
@@ -241,8 +242,11 @@ class WholeBodyControllerNode(Node):
             self.get_logger().info("balancing started")
         if not self._handed_over:
             steady = self._update_timing.tick(time.monotonic())
-            if not (steady and self.controller.state is ControllerState.RUNNING):
-                self.loop.set_base_state(command.base_pose, command.base_twist)  # the loop stays in INIT
+            if not (steady and self.controller.state is ControllerState.RUNNING) or self._retake_pending:
+                if steady and self._retake_pending:  # restart from the state the robot is held in; hand over next
+                    self._retake_pending = False
+                    self.step.request_reset()
+                self.loop.set_base_state(command.base_pose, command.base_twist)  # the loop keeps damping
                 return
             self._handed_over = True
             self.get_logger().info(f"the control updates kept time for {self._update_timing.steady_s:g} s (longest gap "
@@ -254,6 +258,12 @@ class WholeBodyControllerNode(Node):
         with self.lock:
             controller_state, fault = self.controller.state, self.controller.fault
         loop = self.loop.status()
+        if (self._handed_over and not self.lockstep and self.p["retake_after_stale"]
+                and loop.state is LoopState.DAMPING and loop.reason is Reason.STALE_REFERENCE):
+            self._handed_over, self._retake_pending = False, True
+            self._update_timing.reset()
+            self.get_logger().warning("the updates were late and the loop damps; balancing restarts once they keep "
+                                      f"time for {self._update_timing.steady_s:g} s (retake_after_stale)")
         log = self.get_logger()
         for event in self._status_changes.update(controller_state, fault, loop.state.name, loop.message):
             if event.level is Level.ERROR:  # one call site per severity (rclpy requires it)

@@ -36,17 +36,18 @@ NODE_PARAMETERS = {
     "sim": {"robot_config": "optimus.yaml", "scene": "sorting_cell", "seed": 0, "mode": "lockstep", "gui": False,
             "bus_name": "", "camera_enabled": True},
     "whole_body_controller": {"robot_config": "optimus.yaml", "bus_name": "", "mode": "lockstep",
-                              "retake_after_stale": False},
+                              "retake_after_stale": False, "transport_silent_timeout_s": 0.02},
     "perception": {"robot_config": "optimus.yaml"},
     "task_planner": {"job": "sort_by_colour", "autostart": False, "exit_when_done": False, "report_dir": "runs"},
 }
 # Values a launch file fixes for a node whatever its arguments: the factory demo starts the job by itself
 # and ends the launch when the job ends.
-# The simulated robot's controller may take the robot again after damping on late updates: the sim's
-# harness holds a damped robot.
+# The simulated robot's controller may take the robot again after damping on late updates (the sim's
+# harness holds a damped robot), and a silent sim is a paused world.
+SIM_CONTROLLER = {"retake_after_stale": True, "transport_silent_timeout_s": 0.2}
 FILE_FIXED_PARAMETERS = {"factory_demo.launch.xml": {"task_planner": {"autostart": True, "exit_when_done": True},
-                                                     "whole_body_controller": {"retake_after_stale": True}},
-                         "sim.launch.xml": {"whole_body_controller": {"retake_after_stale": True}}}
+                                                     "whole_body_controller": SIM_CONTROLLER},
+                         "sim.launch.xml": {"whole_body_controller": SIM_CONTROLLER}}
 
 
 @pytest.fixture()
@@ -116,7 +117,7 @@ def test_shipped_file_takes_overrides(name, stub_prefix):
     expected_values = {"scene": "/tmp/my_scene.yaml", "job": "stack_boxes", "seed": 42, "gui": True,
                        "mode": "realtime", "robot_config": "other.yaml", "bus_name": "bus2", "report_dir": "/tmp/reports",
                        "autostart": False, "exit_when_done": False, "camera_enabled": False,
-                       "retake_after_stale": False}
+                       "retake_after_stale": False, "transport_silent_timeout_s": 0.02}
     for process in interpreter.processes:
         node = process.node_name
         assert process.namespace == "/robot1"

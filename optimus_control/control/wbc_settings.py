@@ -103,6 +103,9 @@ class WholeBodyControllerNodeSettings(WbcSettings):
     handover_steady_s: float = setting(0.5, "s", "realtime: references go to the loop (which then takes the robot "
                                        "from the harness) once the updates have kept time this long, each at most "
                                        "half the loop's stale-reference timeout after the previous one")
+    transport_silent_timeout_s: float = setting(0.02, "s", "realtime: no state from the robot side for this long "
+                                                "faults the loop (damping); a simulator's physics stands still while "
+                                                "it is silent, so sim.launch.xml allows 0.2 s")
     retake_after_stale: bool = setting(False, "", "realtime: when late updates made the loop damp (stale "
                                        "references), restart balancing from the current state and hand over again "
                                        "once the updates keep time; only where something holds a damped robot (the "

@@ -212,6 +212,9 @@ class SimNode(Node):
                                    f"(sim time frozen at {self.runner.world.time_s:.3f} s)", throttle_duration_sec=10.0)
         rtf = self.runner.rtf.value
         self.pub_rtf.publish(Float64(data=float(rtf)))
+        server = self.runner.server
+        if server is not None and server.commands_applied:
+            self.get_logger().debug(f"commands late {server.commands_late} of {server.commands_applied}")
         if self.runner.settings.mode == "realtime" and 0 < rtf < 0.9:
             self.get_logger().warning(f"real-time factor {rtf:.2f} (the sim cannot keep up with the wall clock)",
                                       throttle_duration_sec=10.0)

@@ -79,7 +79,7 @@ class WholeBodyControllerNode(Node):
         self.ticks_per_update = self.settings.ticks_per_update
         # The joint bus's robot side (the sim) has its own clock: in real time the loop ticks on its states.
         config = LoopConfig.for_robot(self.robot, mode=p["mode"], sync_period_ticks=self.ticks_per_update,
-                                      trigger="state")
+                                      trigger="state", silent_ticks=max(1, round(p["transport_silent_timeout_s"] * 1000.0)))
         self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, config)
         # Real time: the loop gets references (and takes the robot) only once the updates keep time.
         self._update_timing = UpdateTiming(float(p["handover_steady_s"]), 0.5 * config.stale_reference_timeout_s)

@@ -30,7 +30,7 @@ from optimus_control.sim.support_harness import SupportHarness
 from optimus_control.sim.world import SimWorld
 
 MODES = ("lockstep", "realtime")
-REALTIME_COMMAND_WAIT_S = 0.001   # realtime: how long a step waits for the answer to its state (one loop period)
+REALTIME_COMMAND_WAIT_S = 0.0003  # realtime: how long a step waits for the answer to its state
 
 
 class RealTimeFactor:

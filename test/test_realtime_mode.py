@@ -1,9 +1,10 @@
 """Real-time mode through the launch file: sim.launch.xml mode:=realtime, as a user (and HIL/hardware) runs it.
 
 One launch, in stages: the controller takes the robot from the support harness; the robot stands 60 s
-(ground-truth base height and tilt), holds real time and reaches a hand goal; then the sim process is
-frozen (SIGSTOP) so the controller's loop hears nothing: the loop fault is logged at ERROR at once, and
-when the sim resumes it reports that nobody controls the robot and its harness catches it.
+(ground-truth base height and tilt), holds real time and reaches a hand goal; the controller is frozen
+for 0.3 s (SIGSTOP): its loop damps on stale references, the harness catches the robot and the controller
+takes it again; then the sim is frozen so the loop hears nothing: the loop fault is logged at ERROR at
+once, and when the sim resumes it reports that nobody controls the robot and its harness catches it.
 """
 
 from __future__ import annotations
@@ -125,6 +126,25 @@ def test_real_time_stack_takes_over_stands_reaches_and_reports_a_loop_fault(isol
         with probe.lock:
             reached = hand_status()
         assert float(reached["position_error_m"]) <= REACH_TOLERANCE_M, reached
+
+        # ---- late updates: the controller freezes for 0.3 s; its loop damps on stale references, the harness
+        # catches the robot, and the controller takes it again once its updates keep time (retake_after_stale)
+        wbc_pid = int(re.search(r"process started \[whole_body_controller\] with pid (\d+)", stack.output()).group(1))
+        taken_before = stack.output().count("the loop takes the robot")
+        os.kill(wbc_pid, signal.SIGSTOP)
+        time.sleep(0.3)
+        os.kill(wbc_pid, signal.SIGCONT)
+        _wait_log(stack, r"\[whole_body_controller\] \[ERROR\].*1 kHz loop DAMPING: references are", 10.0,
+                  "the stale-reference damping at ERROR")
+        _wait_log(stack, r"\[sim\] \[ERROR\].*nobody controls the robot any more.*harness holds it", 10.0,
+                  "the sim's report that the harness holds the robot")
+        deadline = time.monotonic() + 30.0
+        while stack.output().count("the loop takes the robot") == taken_before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stack.output().count("the loop takes the robot") > taken_before, stack.output()[-4000:]
+        time.sleep(3.0)
+        with probe.lock:
+            assert abs(pose["msg"].pose.position.z - z_handover) < HEIGHT_TOLERANCE_M, "not standing after the retake"
 
         # ---- loop fault: the sim freezes; the loop hears nothing and faults, said at once at ERROR
         sim_pid = int(re.search(r"process started \[sim\] with pid (\d+)", stack.output()).group(1))

@@ -27,6 +27,7 @@ from optimus_control.errors import OptimusError, SensorDataError
 from optimus_control.model import RobotModel
 from optimus_control.nodes.parameters import declare_settings
 from optimus_control.nodes.ros_time import clock_now_s, s_to_stamp, stamp_to_s
+from optimus_control.nodes.scheduling import use_idle_scheduling
 from optimus_control.perception import PinholeCamera
 from optimus_control.perception.params import PerceptionNodeSettings
 from optimus_control.perception.pipeline import PerceptionPipeline
@@ -39,6 +40,8 @@ class PerceptionNode(Node):
     def __init__(self):
         super().__init__("perception")
         params = declare_settings(self, PerceptionNodeSettings)
+        if params.idle_scheduling:
+            use_idle_scheduling()
         self.cfg = vars(params)
         robot = RobotModel.load(self.cfg["robot_config"])
         self.pipeline = PerceptionPipeline(robot, None, params)

@@ -78,6 +78,7 @@ from optimus_control.model import RobotModel
 from optimus_control.nodes.names import is_own_status, resolve_name
 from optimus_control.nodes.parameters import declare_settings
 from optimus_control.nodes.ros_time import clock_now_s, s_to_stamp, stamp_to_s
+from optimus_control.nodes.scheduling import use_idle_scheduling
 from optimus_control.planning import (
     ControllerStatus,
     PerceivedObject,
@@ -310,6 +311,8 @@ class TaskPlannerNode(Node):
     def __init__(self):
         super().__init__("task_planner")
         p = declare_settings(self, TaskPlannerSettings)
+        if p.idle_scheduling:
+            use_idle_scheduling()
         self.job = load_job(p.job, p.object_classes or None)  # ConfigError before anything moves
         robot = RobotModel.load(p.robot_config)
         hands = [h.name for h in robot.config.hands]

@@ -129,3 +129,5 @@ class PerceptionNodeSettings(PerceptionParams):
     warn_period_s: float = setting(5.0, "s", "throttle of repeated warnings")
     diagnostics_period_s: float = setting(1.0, "s", "/diagnostics period")
     label_height_m: float = setting(0.06, "m", "text label above each object marker")
+    idle_scheduling: bool = setting(False, "", "run the node at SCHED_IDLE (only on CPU time the sim and the controller "
+                                    "leave; the real-time overlay sets it)")

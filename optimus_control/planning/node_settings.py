@@ -17,6 +17,8 @@ NODE_NAME = "task_planner"
 @dataclass
 class TaskPlannerSettings:
     job: str = setting("sort_by_colour", "", "config/jobs/<name>.yaml or a path to a job YAML")
+    idle_scheduling: bool = setting(False, "", "run the node at SCHED_IDLE (only on CPU time the sim and the controller "
+                                    "leave; the real-time overlay sets it)")
     robot_config: str = setting("optimus.yaml", "", "config/<name> or a path: hands, gripper and arm geometry")
     world_frame: str = setting("odom", "", "frame of perception's objects and of the goals sent to the controller")
     object_classes: list[str] = setting(

@@ -83,7 +83,7 @@ def _child(conn, job: RenderJob) -> None:
 class RenderProcess:
     """Asynchronous camera: ``submit`` a state, later ``poll`` the finished frame (one frame in flight)."""
 
-    def __init__(self, job: RenderJob, niceness: int = 0):
+    def __init__(self, job: RenderJob, idle_scheduling: bool = False):
         # A plain child interpreter (not multiprocessing's spawn, which re-runs the parent's __main__)
         # talking over two dedicated pipes (the child's stdout stays free for library chatter).
         to_child_r, to_child_w = os.pipe()
@@ -94,8 +94,8 @@ class RenderProcess:
                                       stdout=subprocess.DEVNULL)
         os.close(to_child_r)
         os.close(from_child_w)
-        if niceness > 0:  # frames are dropped, not waited for, in real time: the physics comes first
-            os.setpriority(os.PRIO_PROCESS, self._proc.pid, niceness)
+        if idle_scheduling:  # a late frame is dropped in real time, a late physics step is not
+            os.sched_setscheduler(self._proc.pid, os.SCHED_IDLE, os.sched_param(0))
         self._send_conn = Connection(to_child_w, readable=False)
         self._conn = Connection(from_child_r, writable=False)
         if not self._conn.poll(START_TIMEOUT_S):

@@ -54,8 +54,8 @@ class SimSettings:
                                  "(in lockstep the render runs beside the physics instead of stalling it and the "
                                  "controller); thread: in the physics thread (least total CPU); auto: process in "
                                  "realtime, thread in lockstep")
-    camera_render_niceness: int = setting(0, "", "scheduling niceness (0-19) of the render process: > 0 lets the "
-                                          "physics and the controller go first on a busy machine")
+    camera_render_idle_scheduling: bool = setting(False, "", "run the render process at SCHED_IDLE (only on CPU "
+                                                  "time the physics and the controller leave; realtime overlay)")
     camera_rate_hz: float = setting(0.0, "Hz", "camera frame rate in sim time (0: camera.rate_hz of the robot config)")
     camera_width: int = setting(0, "px", "image size (0: camera.width/height of the robot config; others rescale "
                                 "fx, fy, cx, cy)")
@@ -85,8 +85,6 @@ class SimSettings:
             raise ConfigError(f"sim parameter mode: '{self.mode}' is not one of {list(MODES)}")
         if self.camera_render not in CAMERA_RENDER:
             raise ConfigError(f"sim parameter camera_render: '{self.camera_render}' is not one of {list(CAMERA_RENDER)}")
-        if not 0 <= self.camera_render_niceness <= 19:
-            raise ConfigError(f"sim parameter camera_render_niceness: must be in 0..19, got {self.camera_render_niceness}")
         for name in ("camera_rate_hz", "clock_rate_hz", "ground_truth_rate_hz"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"sim parameter {name}: must be >= 0, got {getattr(self, name)}")
@@ -147,7 +145,7 @@ class SimRunner:
             if settings.camera_enabled and in_process:
                 self.renderer = RenderProcess(RenderJob(settings.robot_config, settings.scene, settings.seed,
                                                         self.intrinsics.width, self.intrinsics.height),
-                                              niceness=settings.camera_render_niceness)
+                                              idle_scheduling=settings.camera_render_idle_scheduling)
         except BaseException:
             self.world.close()
             raise

@@ -31,6 +31,7 @@ from optimus_control.errors import OptimusError
 from optimus_control.nodes.names import bus_name, check_time_mode
 from optimus_control.nodes.parameters import declare_settings
 from optimus_control.nodes.ros_time import clock_now_s, s_to_stamp
+from optimus_control.nodes.scheduling import pin_this_thread
 from optimus_control.sim.bus_server import ControlChange
 from optimus_control.sim.runner import SimRunner, SimSettings
 from optimus_control.sim.world import GroundTruth
@@ -281,6 +282,9 @@ def main(args=None) -> None:
     physics_error: list[BaseException] = []
 
     def physics_main() -> None:
+        why = pin_this_thread(node.runner.settings.physics_cpu)
+        if why:
+            node.get_logger().warning(f"physics thread: {why}; it runs unpinned")
         try:
             node.runner.run()
         except Exception as exc:  # reported below; the node then shuts down with exit code 1

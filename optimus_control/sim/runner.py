@@ -54,6 +54,10 @@ class SimSettings:
                                  "(in lockstep the render runs beside the physics instead of stalling it and the "
                                  "controller); thread: in the physics thread (least total CPU); auto: process in "
                                  "realtime, thread in lockstep")
+    physics_cpu: int = setting(-1, "", "pin the physics thread to this CPU (-1: no pinning; realtime overlay: 0, the "
+                               "controller on 1)")
+    objects_sleep: bool = setting(False, "", "let resting objects sleep (Bullet deactivation; woken by contact): a "
+                                  "cheaper step for the real-time overlay")
     camera_render_idle_scheduling: bool = setting(False, "", "run the render process at SCHED_IDLE (only on CPU "
                                                   "time the physics and the controller leave; realtime overlay)")
     camera_rate_hz: float = setting(0.0, "Hz", "camera frame rate in sim time (0: camera.rate_hz of the robot config)")
@@ -178,6 +182,8 @@ class SimRunner:
         self.harness.release()
         if self.scene_spec is not None:
             self.scene = build_scene(self.world, self.scene_spec, seed)
+            if self.settings.objects_sleep:
+                self.world.let_objects_sleep()
         else:
             clear_scene(self.world)
             self.world.reset_robot(self.robot.standing_configuration())

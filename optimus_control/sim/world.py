@@ -234,6 +234,13 @@ class SimWorld:
             self._joint_cache = (np.array([s[0] for s in states]), np.array([s[1] for s in states]))
         return self._joint_cache
 
+    def let_objects_sleep(self) -> None:
+        """Let resting objects sleep (Bullet's deactivation): a box at rest costs nothing per step until
+        something touches it, which wakes it. An optimisation of the solver, not of the physics of contact:
+        used where the wall clock is short (the real-time overlay)."""
+        for body in self.objects.values():
+            pb.changeDynamics(body, -1, activationState=pb.ACTIVATION_STATE_ENABLE_SLEEPING, physicsClientId=self.client)
+
     def step(self, tau: np.ndarray) -> None:
         """Apply joint torques [N m | N] (clamped to effort limits) for one time step."""
         c, rid = self.client, self.robot_id

@@ -103,8 +103,8 @@ class WholeBodyControllerNodeSettings(WbcSettings):
     handover_steady_s: float = setting(0.5, "s", "realtime: references go to the loop (which then takes the robot "
                                        "from the harness) once the updates have kept time this long, each at most "
                                        "half the loop's stale-reference timeout after the previous one")
-    control_cpu: int = setting(-1, "", "pin the 1 kHz loop thread and the control (QP) thread to this CPU (-1: no "
-                               "pinning; realtime overlay: 1, the sim's physics on 0)")
+    cpu: int = setting(-1, "", "pin the controller process (1 kHz loop, QP and ROS threads) to this CPU (-1: no "
+                       "pinning; realtime overlay: 1, the sim on 0)")
     transport_silent_timeout_s: float = setting(0.02, "s", "realtime: no state from the robot side for this long "
                                                 "faults the loop (damping); a simulator's physics stands still while "
                                                 "it is silent, so sim.launch.xml allows 0.2 s")

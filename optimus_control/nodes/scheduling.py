@@ -6,8 +6,8 @@ millisecond or so of waking; perception, the planner and the camera render are b
 results cost little. Without the privileges for SCHED_FIFO, the strongest separation an unprivileged
 process can make is to put the bulk work into SCHED_IDLE: it runs only on CPU time nothing else wants,
 which is far stronger than niceness (a nice-10 task still gets ~10 % of a contended core at once).
-Pinning the sim's physics thread and the controller's threads to different CPUs keeps the loop's 1 kHz
-wake-ups from preempting the physics step they answer.
+Pinning the sim and the controller to different CPUs keeps the loop's 1 kHz wake-ups from preempting
+the physics step they answer.
 """
 
 from __future__ import annotations
@@ -32,14 +32,19 @@ def use_idle_scheduling(pid: int = 0) -> int:
     return moved
 
 
-def pin_this_thread(cpu: int) -> str:
-    """Pin the calling thread to ``cpu`` (< 0: leave it floating). Returns "" or why it was not pinned
-    (a CPU this machine does not have, or a cpuset that excludes it): pinning is an optimisation, its
-    absence is not an error."""
+def pin_process(cpu: int) -> str:
+    """Pin every thread of this process to ``cpu`` (< 0: leave them floating); threads created later inherit
+    it. The whole process, not one thread: its threads share the GIL, and a thread holding it while
+    descheduled on a busy CPU would stall the pinned one. Returns "" or why it was not pinned (a CPU this
+    machine does not have, a cpuset that excludes it): pinning is an optimisation, its absence no error."""
     if cpu < 0:
         return ""
     try:
-        os.sched_setaffinity(0, {cpu})
+        for tid in os.listdir(f"/proc/{os.getpid()}/task"):
+            try:
+                os.sched_setaffinity(int(tid), {cpu})
+            except ProcessLookupError:
+                pass
     except (OSError, ValueError) as exc:
         return f"cannot pin to CPU {cpu}: {exc}"
     return ""

@@ -31,7 +31,7 @@ from optimus_control.errors import OptimusError
 from optimus_control.nodes.names import bus_name, check_time_mode
 from optimus_control.nodes.parameters import declare_settings
 from optimus_control.nodes.ros_time import clock_now_s, s_to_stamp
-from optimus_control.nodes.scheduling import pin_this_thread
+from optimus_control.nodes.scheduling import pin_process
 from optimus_control.sim.bus_server import ControlChange
 from optimus_control.sim.runner import SimRunner, SimSettings
 from optimus_control.sim.world import GroundTruth
@@ -48,6 +48,9 @@ class SimNode(Node):
         self.use_sim_time = bool(self.get_parameter("use_sim_time").value)
         check_time_mode(self.get_fully_qualified_name(), settings.mode, self.use_sim_time)
         settings.bus_name = bus_name(settings.bus_name, self.context.get_domain_id(), self.get_namespace())
+        why = pin_process(settings.cpu)
+        if why:
+            self.get_logger().warning(f"{why}; the sim runs unpinned")
         self._pubs()
         self.bus = self._open_bus(settings.bus_name, settings.robot_config)
         try:
@@ -282,9 +285,6 @@ def main(args=None) -> None:
     physics_error: list[BaseException] = []
 
     def physics_main() -> None:
-        why = pin_this_thread(node.runner.settings.physics_cpu)
-        if why:
-            node.get_logger().warning(f"physics thread: {why}; it runs unpinned")
         try:
             node.runner.run()
         except Exception as exc:  # reported below; the node then shuts down with exit code 1

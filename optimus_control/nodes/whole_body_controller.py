@@ -46,7 +46,7 @@ from optimus_control.model import RobotModel
 from optimus_control.nodes.names import bus_name, check_time_mode
 from optimus_control.nodes.parameters import declare_settings
 from optimus_control.nodes.ros_time import s_to_stamp, stamp_to_s
-from optimus_control.nodes.scheduling import pin_this_thread
+from optimus_control.nodes.scheduling import pin_process
 from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, Reason, connect_transport
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -62,6 +62,9 @@ class WholeBodyControllerNode(Node):
         self.use_sim_time = bool(self.get_parameter("use_sim_time").value)
         check_time_mode(self.get_fully_qualified_name(), p["mode"], self.use_sim_time)
         p["bus_name"] = bus_name(p["bus_name"], self.context.get_domain_id(), self.get_namespace())
+        why = pin_process(int(p["cpu"]))
+        if why:
+            self.get_logger().warning(f"{why}; the controller runs unpinned")
         self.robot = RobotModel.load(p["robot_config"])
         self.controller = WholeBodyController(self.robot, self.settings)
         self.step = ControlStep(self.robot, self.controller, FloatingBaseEstimator(self.robot))
@@ -81,7 +84,7 @@ class WholeBodyControllerNode(Node):
         # The joint bus's robot side (the sim) has its own clock: in real time the loop ticks on its states.
         config = LoopConfig.for_robot(self.robot, mode=p["mode"], sync_period_ticks=self.ticks_per_update,
                                       trigger="state", silent_ticks=max(1, round(p["transport_silent_timeout_s"] * 1000.0)),
-                                      cpu=p["control_cpu"] if p["control_cpu"] >= 0 else None)
+                                      cpu=p["cpu"] if p["cpu"] >= 0 else None)
         self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, config)
         # Real time: the loop gets references (and takes the robot) only once the updates keep time.
         self._update_timing = UpdateTiming(float(p["handover_steady_s"]), 0.5 * config.stale_reference_timeout_s)
@@ -187,9 +190,6 @@ class WholeBodyControllerNode(Node):
     def _control_thread_main(self) -> None:
         """A control thread that dies takes the node with it: the loop damps on the stale references, and a
         process that stays up without control would look healthy to the launcher."""
-        why = pin_this_thread(int(self.p["control_cpu"]))
-        if why:
-            self.get_logger().warning(f"control thread: {why}; it runs unpinned")
         try:
             self._control_thread()
         except Exception:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optimus_control.errors import RealTimeError
 from optimus_control.rt.loop import LoopState, Reason
 from optimus_control.sim.support_harness import SupportHarness
 from optimus_control.sim.world import SimWorld
@@ -75,6 +76,8 @@ class BusServer:
         self.answering = False             # a controller answered (whatever its loop state)
         self.commands_applied = 0          # realtime: steps driven by a controlling loop's command ...
         self.commands_late = 0             # ... of which the answer to the step's own state had not come in time
+        self.commands_unreadable = 0       # reads that found the packet busy for 5 ms (writer stalled mid-write)
+        self._last_command = np.zeros(len(world.robot.joint_names))
         self.ever_controlled = False
         self.control_changes: deque[ControlChange] = deque(maxlen=100)  # drained by the runner
 
@@ -94,6 +97,15 @@ class BusServer:
         self._published_at_time = s.time_s
         return self.tick
 
+    def _command(self) -> np.ndarray:
+        """The latest command, or the previous one if the writer stalled in the middle of writing it (a
+        loaded machine): holding one step's torques beats stopping the physics."""
+        try:
+            self._last_command = self.bus.read_command()
+        except RealTimeError:
+            self.commands_unreadable += 1
+        return self._last_command
+
     def _step(self, tau: np.ndarray) -> None:
         self.world.step(tau)
         self.rtf.add(self.world.time_s)
@@ -110,7 +122,7 @@ class BusServer:
         if not self.bus.wait_command(self.tick, timeout_s):
             return False
         self._observe_control()
-        self._step(self.bus.read_command())
+        self._step(self._command())
         return True
 
     # ---- real time ---------------------------------------------------------------------------------
@@ -156,7 +168,7 @@ class BusServer:
         if controlled:
             if h is not None and h.engaged:
                 h.release()
-            tau = self.bus.read_command()
+            tau = self._command()
             self.commands_applied += 1
             if self.bus.command_tick < self.tick:
                 self.commands_late += 1
@@ -167,7 +179,7 @@ class BusServer:
             tau = h.torque()
             self.steps_without_command += 1
         elif answering:
-            tau = self.bus.read_command()   # the controller's damping answer: nobody holds the robot
+            tau = self._command()   # the controller's damping answer: nobody holds the robot
             self.steps_without_command += 1
         else:
             tau = -self.world.robot.config.damping_gain * self.world._joint_state()[1]

@@ -54,8 +54,8 @@ class SimSettings:
                                  "(in lockstep the render runs beside the physics instead of stalling it and the "
                                  "controller); thread: in the physics thread (least total CPU); auto: process in "
                                  "realtime, thread in lockstep")
-    physics_cpu: int = setting(-1, "", "pin the physics thread to this CPU (-1: no pinning; realtime overlay: 0, the "
-                               "controller on 1)")
+    cpu: int = setting(-1, "", "pin the sim process (physics and ROS threads) to this CPU (-1: no pinning; realtime "
+                       "overlay: 0, the controller on 1)")
     objects_sleep: bool = setting(False, "", "let resting objects sleep (Bullet deactivation; woken by contact): a "
                                   "cheaper step for the real-time overlay")
     camera_render_idle_scheduling: bool = setting(False, "", "run the render process at SCHED_IDLE (only on CPU "

@@ -2,7 +2,9 @@
  * state publication, command reads and the futex wait for a command, on a mapped segment passed in as
  * any writable buffer (a mmap.mmap). */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "py_common.h"
@@ -122,8 +124,18 @@ static PyObject *bus_read_command(PyObject *mod, PyObject *args) {
     int64_t tick = -1;
     int ok = 0;
     if (nw <= 1024) {
-        for (int attempt = 0; attempt < 1000 && !ok; ++attempt)
-            ok = rt_bus_read(&mb.h->command_seq, rt_bus_words(mb.view.buf, mb.h->command_offset), scratch, nw);
+        /* A writer preempted in the middle of a command (a loaded machine) keeps the packet busy for as
+         * long as it is descheduled: spin briefly, then yield the CPU to it, for up to 5 ms. */
+        const uint64_t *words = rt_bus_words(mb.view.buf, mb.h->command_offset);
+        for (int attempt = 0; attempt < 1000 && !ok; ++attempt) ok = rt_bus_read(&mb.h->command_seq, words, scratch, nw);
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (!ok) {
+            sched_yield();
+            ok = rt_bus_read(&mb.h->command_seq, words, scratch, nw);
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if ((now.tv_sec - t0.tv_sec) * 1000000000LL + (now.tv_nsec - t0.tv_nsec) > 5000000LL) break;
+        }
     }
     if (ok) {
         memcpy(&tick, &scratch[0], sizeof(tick));

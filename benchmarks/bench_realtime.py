@@ -24,18 +24,16 @@ Options: --seconds (default env OPTIMUS_BENCH_REALTIME_S, else 30), --camera bot
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from optimus_control.launch.isolation import LaunchedStack, claim_free_ros_domain
 from optimus_control.model import share_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,42 +48,13 @@ SINCE_START = ("loop_latency_p50_us", "loop_latency_p99_us", "loop_latency_max_u
 
 
 # ---- the launched stack -----------------------------------------------------------------------------------
-def claim_domain(first: int) -> tuple[int, object]:
-    """The first domain id from `first` up to 100 that no test or benchmark holds (the tests' lock files under
-    /tmp, see test/conftest.py), and the open lock file that holds it."""
-    for domain_id in range(first, 101):
-        handle = open(f"/tmp/optimus_control_ros_domain_{domain_id}.lock", "w")  # noqa: SIM115 (held open)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        return domain_id, handle
-    raise RuntimeError(f"no free ROS domain id in [{first}, 100]: every lock under /tmp is held")
+class Stack(LaunchedStack):
+    """optimus-launch sim.launch.xml on its own domain and session (optimus_control.launch.isolation)."""
 
-
-class Stack:
-    """optimus-launch sim.launch.xml in its own session, as test/launch_fixtures/ros_stack.py launches it."""
-
-    def __init__(self, domain_id: int, workdir: Path, *arguments: str):
-        self.log_path = workdir / "launch.log"
-        env = dict(os.environ)
-        env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-                   RMW_IMPLEMENTATION="rmw_fastrtps_cpp", PYTHONUNBUFFERED="1", ROS_LOG_DIR=str(workdir / "ros_log"))
-        cmd = [sys.executable, "-m", "optimus_control.launch.cli", str(share_dir() / "launch" / "sim.launch.xml"),
-               *arguments]
-        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
-                                     start_new_session=True)
-
-    def output(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def child_pids(self) -> dict[str, int]:
-        """{label: pid} of the processes the launcher started."""
-        return {m[0]: int(m[1]) for m in re.findall(r"process started \[([^\]]+)\] with pid (\d+)", self.output())}
+    @classmethod
+    def sim(cls, domain_id: int, workdir: Path, *arguments: str) -> Stack:
+        return cls.launch(share_dir() / "launch" / "sim.launch.xml", domain_id, workdir / "launch.log", *arguments,
+                          cwd=REPO)
 
     def check_alive(self, what: str) -> None:
         if self.proc.poll() is not None:
@@ -99,26 +68,6 @@ class Stack:
             self.check_alive(f"waiting for {what}")
             time.sleep(0.1)
         raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}:\n{self.output()[-4000:]}")
-
-    def stop(self, timeout_s: float = 40.0) -> int | None:
-        """SIGINT to the launcher; then SIGKILL to the process group of anything left (the launcher gives each
-        child its own)."""
-        children = list(self.child_pids().values())
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            code = self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            code = None
-        for pgid in [self.proc.pid, *children]:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        if code is None:
-            self.proc.wait(timeout=10)
-        self._log.close()
-        return code
 
 
 # ---- the probe ----------------------------------------------------------------------------------------------
@@ -261,7 +210,7 @@ def run(mode: str, camera: bool, seconds: float, domain_id: int, workdir: Path) 
     workdir.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
     launched = time.monotonic()
-    stack = Stack(domain_id, workdir, f"mode:={mode}", f"camera_enabled:={'true' if camera else 'false'}")
+    stack = Stack.sim(domain_id, workdir, f"mode:={mode}", f"camera_enabled:={'true' if camera else 'false'}")
     probe = None
     try:
         probe = Probe(domain_id)
@@ -392,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="write the figures as JSON to this path")
     # under `python -m benchmarks realtime --seconds 15` the benchmark names are in sys.argv too: ignore them
     args, _ = parser.parse_known_args(argv if argv is not None else sys.argv[1:])
-    domain_id, lock = claim_domain(args.domain)
+    domain_id, lock = claim_free_ros_domain(args.domain)
     scenarios = {f"camera {c}": c == "on" for c in ("off", "on") if args.camera in ("both", c)}
     print(f"optimus-launch sim.launch.xml, {args.seconds:g} s wall per run after the hand-over, ROS domain {domain_id}; "
           f"scenarios: {', '.join(scenarios)}; machine: {os.cpu_count()} CPUs, load average "

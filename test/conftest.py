@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -10,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from optimus_control.launch.isolation import claim_free_ros_domain, ros_env  # noqa: F401 (tests import them from here)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,32 +37,6 @@ def two_box_scene(tmp_path: Path) -> str:
     path = tmp_path / "sorting_cell_two_boxes.yaml"
     path.write_text(yaml.safe_dump(scene, sort_keys=False))
     return str(path)
-
-
-def ros_env(domain_id: int) -> dict[str, str]:
-    """Environment for a ROS 2 process isolated on its own domain, discovery limited to this host."""
-    env = dict(os.environ)
-    env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               RMW_IMPLEMENTATION="rmw_fastrtps_cpp", PYTHONUNBUFFERED="1")
-    return env
-
-
-# Domain ids that Fast DDS maps to ports outside Linux's ephemeral range; one lock file each under /tmp, so
-# concurrent pytest workers (and concurrent clones running tests) never share a domain.
-_DOMAIN_RANGE = range(1, 101)
-
-
-def claim_free_ros_domain() -> tuple[int, object]:
-    """A domain id no other test process holds, and the open lock file that holds it (close to release)."""
-    for domain_id in _DOMAIN_RANGE:
-        handle = open(f"/tmp/optimus_control_ros_domain_{domain_id}.lock", "w")  # noqa: SIM115 (held open)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        return domain_id, handle
-    raise RuntimeError(f"no free ROS domain id in {_DOMAIN_RANGE}: every lock under /tmp is held")
 
 
 _held_domains: list[object] = []

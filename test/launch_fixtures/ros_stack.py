@@ -2,62 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from conftest import ros_env
-
+from optimus_control.launch.isolation import LaunchedStack, ros_env
 from optimus_control.model import share_dir
 
 REPO = Path(__file__).resolve().parents[2]
 START_S = 150.0  # bring-up of a stack on a loaded 2-core machine: generous, never reached when things work
 
 
-class Stack:
-    """optimus-launch (or one node) in its own session; stop() ends it and anything it left behind."""
+class Stack(LaunchedStack):
+    """optimus-launch (or one node) in its own session, run from the repository; launch() takes a file name
+    under the package's launch/."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], log: Path):
-        self.log_path = log
-        self._log = open(log, "w")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
-                                     start_new_session=True)
+        super().__init__(cmd, env, log, cwd=REPO)
 
     @classmethod
     def launch(cls, file: str, domain_id: int, log: Path, *arguments: str) -> Stack:
         env = ros_env(domain_id) | {"ROS_LOG_DIR": str(log.parent / "ros_log")}
         return cls([sys.executable, "-m", "optimus_control.launch.cli", str(share_dir() / "launch" / file), *arguments],
                    env, log)
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def child_pids(self) -> list[int]:
-        return [int(m) for m in re.findall(r"process started \[[^\]]+\] with pid (\d+)", self.output())]
-
-    def stop(self, timeout_s: float = 40.0) -> int | None:
-        children = self.child_pids()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            code = self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            code = None
-        for pgid in [self.proc.pid, *children]:  # the launcher gives each child its own process group
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        if code is None:
-            self.proc.wait(timeout=10)
-        self._log.close()
-        return code
 
 
 class Probe:

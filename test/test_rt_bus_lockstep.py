@@ -391,3 +391,41 @@ def test_unknown_trigger_is_refused(robot, dyn):
     transport = LoopbackTransport(robot.n_joints, 2)
     with pytest.raises(ConfigError, match="trigger"):
         Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", trigger="tick"))
+
+
+def test_state_triggered_loop_ages_references_in_the_robot_sides_time(robot, dyn):
+    """trigger="state": a robot side that pauses (a sim descheduled on a busy machine) has not moved on, so
+    the references do not go stale during the pause; they do once its own time has run 50 ms past them."""
+    name = f"optimus_rtage_{os.getpid()}"
+    n = robot.n_joints
+    bus = RobotBus.create(name, n, 2)
+    transport = ShmTransport(name, n, 2)
+    loop = Loop(dyn, transport, LoopConfig.for_robot(robot, mode="realtime", lock_memory=False, rt_priority=0,
+                                                     trigger="state", silent_ticks=0))
+    q0 = robot.standing_configuration()
+    k = 0
+
+    def publish(count: int) -> None:
+        nonlocal k
+        for _ in range(count):
+            tick = bus.publish_state(k * DT)
+            assert bus.wait_command(tick, 1.0)
+            k += 1
+
+    try:
+        loop.start()
+        publish(5)
+        loop.set_references(qdd=np.zeros(dyn.nv), q=q0[7:], v=np.zeros(n), kp=np.zeros(n), kd=np.zeros(n),
+                            base_pose=q0[:7], base_twist=np.zeros(6))
+        publish(20)                                  # 20 ms of the robot side's time
+        assert loop.status().state == LoopState.RUNNING, loop.status().message
+        time.sleep(0.3)                              # the robot side pauses 300 ms of wall time
+        publish(10)                                  # 30 ms of its time since the references
+        assert loop.status().state == LoopState.RUNNING, loop.status().message
+        publish(40)                                  # 70 ms
+        status = loop.status()
+        assert status.state == LoopState.DAMPING and status.reason.name == "STALE_REFERENCE", status
+    finally:
+        loop.close()
+        transport.close()
+        bus.close()

@@ -55,7 +55,8 @@ class LoopConfig:
 
     rate_hz: float = 1000.0
     mode: str = "realtime"                     # "realtime" (own clock) or "lockstep" (transport ticks)
-    stale_reference_timeout_s: float = 0.05    # references older than this -> DAMPING
+    stale_reference_timeout_s: float = 0.05    # references older than this -> DAMPING (age in the states' time
+                                               # when lockstep or trigger="state", else on the wall clock)
     damping_kd: float | Sequence[float] = 4.0  # [N m s/rad | N s/m] of the damping mode
     silent_ticks: int = 20                     # real-time: ticks without a new state -> FAULT
     lockstep_timeout_s: float = 1.0            # lockstep: wall time without a new state -> FAULT (0: never)

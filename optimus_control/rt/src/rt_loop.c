@@ -266,8 +266,10 @@ static void check_state_finite(rt_loop *L) {
         fault(L, RT_REASON_NONFINITE_STATE, bad, L->words[bad]);
 }
 
-/* Takes the references in force and measures their age: in the state's time (lockstep, from when each
- * group's sequence number changed) or on CLOCK_MONOTONIC (real time, from the writer's stamps).
+/* Takes the references in force and measures their age: in the state's time (lockstep and state-triggered
+ * real time, from when each group's sequence number changed: a robot side with its own clock, e.g. a sim
+ * that paused, has not moved on while its time stood still) or on CLOCK_MONOTONIC (clock-triggered real
+ * time, from the writer's stamps).
  * Synchronised lockstep takes new references only at sync states (after the gate), so the references
  * computed from sync state s apply from tick s + period, never earlier on a fast machine. */
 static void read_references(rt_loop *L, double now_s, tick_inputs *in) {
@@ -278,7 +280,7 @@ static void read_references(rt_loop *L, double now_s, tick_inputs *in) {
     int bad;
     if (in->refs_present && !all_finite(ref, R->count, &bad)) fault(L, RT_REASON_NONFINITE_REFERENCE, bad, ref[bad]);
     double ctrl_age, base_age;
-    if (L->cfg.lockstep) {
+    if (L->cfg.lockstep || L->cfg.state_triggered) {
         if (ref[R->ctrl_seq] != L->ctrl_seen) { L->ctrl_seen = ref[R->ctrl_seq]; L->ctrl_arrival = now_s; }
         if (ref[R->base_seq] != L->base_seen) { L->base_seen = ref[R->base_seq]; L->base_arrival = now_s; }
         ctrl_age = now_s - L->ctrl_arrival;
@@ -511,7 +513,7 @@ static void publish(rt_loop *L, double age) {
     }
 }
 
-/* now_s: CLOCK_MONOTONIC seconds (real-time) or the state's time (lockstep). */
+/* now_s: CLOCK_MONOTONIC seconds (clock-triggered real time) or the state's time (lockstep, state-triggered). */
 static void loop_tick(rt_loop *L, int have_new, double now_s) {
     if (atomic_exchange_explicit(&L->reset_request, 0, memory_order_acq_rel)) apply_reset(L);
     tick_inputs in;
@@ -556,7 +558,7 @@ static void realtime_update_publish(rt_loop *L) {
 static void realtime_tick(rt_loop *L, int have, int64_t woke) {
     if (have < 0) transport_fault(L);
     realtime_update_due(L, have == 1);
-    loop_tick(L, have == 1, (double)woke * 1e-9);
+    loop_tick(L, have == 1, L->cfg.state_triggered ? L->words[rt_sw_time()] : (double)woke * 1e-9);
     realtime_update_publish(L);
 }
 

@@ -46,6 +46,7 @@ setup(
         data("config/hardware", "*.yaml"),
         data("config/modes/lockstep", "*.yaml"),
         data("config/modes/realtime", "*.yaml"),
+        data("config/modes/hardware", "*.yaml"),
     ],
     python_requires=">=3.10",
     install_requires=[
@@ -71,8 +72,8 @@ setup(
         "matplotlib>=3.8,<4",
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "wheel>=0.40", "ruff>=0.5", "colcon-common-extensions>=0.3,<1", "daqp>=0.5,<1",
-                 "quadprog>=0.1.11,<1", "osqp>=0.6,<2", "qpsolvers>=4,<5"],
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "wheel>=0.40", "ruff>=0.5", "colcon-common-extensions>=0.3,<1",
+                 "daqp>=0.5,<1", "quadprog>=0.1.11,<1", "osqp>=0.6,<2", "qpsolvers>=4,<5"],
     },
     zip_safe=False,
     maintainer="optimus_control maintainers",
@@ -86,6 +87,7 @@ setup(
             "perception = optimus_control.nodes.perception:main",
             "task_planner = optimus_control.nodes.task_planner:main",
             "optimus-launch = optimus_control.launch.cli:main",
+            "optimus-lifecycle = optimus_control.nodes.lifecycle_cli:main",
             "optimus-hw = optimus_control.hardware.cli:main",
             # one executable per node, installed in lib/optimus_control by setup.cfg (ros2 run layout)
         ],

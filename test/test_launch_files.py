@@ -83,8 +83,41 @@ def parameters(cmd: list[str]) -> dict[str, object]:
     return out
 
 
+# The robot itself: the controller alone, in hardware mode, on the wall clock (checked on its own below).
+HARDWARE_FILE = "hardware.launch.xml"
+HARDWARE_PARAMETERS = {"robot_config": "optimus.yaml", "hardware_config": "hardware/optimus.yaml", "autostart": False,
+                       "motor_pd": True, "imu_topic": "imu/data_raw", "foot_wrench_input": "",
+                       "transport_silent_timeout_s": 0.02}
+
+
 def test_every_shipped_launch_file_is_covered():
-    assert sorted(p.name for p in LAUNCH_DIR.glob("*.launch.xml")) == sorted(EXPECTED_NODES)
+    assert sorted(p.name for p in LAUNCH_DIR.glob("*.launch.xml")) == sorted([*EXPECTED_NODES, HARDWARE_FILE])
+
+
+def test_hardware_file_runs_the_controller_in_hardware_mode_on_the_wall_clock(stub_prefix):
+    """Defaults are the node's own (config/whole_body_controller.yaml), the hardware overlay sets the mode, and
+    every argument reaches the node."""
+    interpreter = resolve(HARDWARE_FILE)
+    [process] = interpreter.processes
+    assert process.node_name == "whole_body_controller" and process.on_exit_shutdown
+    ros_args = process.ros_args
+    files = [Path(ros_args[i + 1]) for i, a in enumerate(ros_args) if a == "--params-file"]
+    assert files[0] == CONFIG_DIR / "whole_body_controller.yaml"
+    assert files[1] == CONFIG_DIR / "modes" / "hardware" / "whole_body_controller.yaml"
+    assert yaml.safe_load(files[1].read_text())["/**/whole_body_controller"]["ros__parameters"]["mode"] == "hardware"
+    assert parameters(process.cmd) == {"use_sim_time": False, **HARDWARE_PARAMETERS}
+    shipped = yaml.safe_load((CONFIG_DIR / "whole_body_controller.yaml").read_text())
+    for key, default in HARDWARE_PARAMETERS.items():  # the launch defaults are the node's defaults
+        assert shipped["/**/whole_body_controller"]["ros__parameters"][key] == default, key
+    overridden = resolve(HARDWARE_FILE, hardware_config="/tmp/hw.yaml", autostart="true", motor_pd="false",
+                         imu_topic="xsens/imu", foot_wrench_input="ft", namespace="r1")
+    [process] = overridden.processes
+    assert process.namespace == "/r1"
+    assert parameters(process.cmd) == {"use_sim_time": False, **HARDWARE_PARAMETERS, "hardware_config": "/tmp/hw.yaml",
+                                       "autostart": True, "motor_pd": False, "imu_topic": "xsens/imu",
+                                       "foot_wrench_input": "ft"}
+    with pytest.raises(LaunchError, match="'autostart' is 'yes'"):
+        resolve(HARDWARE_FILE, autostart="yes")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_NODES))
@@ -215,8 +248,10 @@ def test_colcon_build_installs_launch_files_and_executables_where_ros2_looks(tmp
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     prefix = tmp_path / "install" / "optimus_control"
     share = prefix / "share" / "optimus_control"
-    for name in EXPECTED_NODES:
+    for name in [*EXPECTED_NODES, HARDWARE_FILE]:
         assert (share / "launch" / name).is_file(), name
+    assert (share / "config" / "modes" / "hardware" / "whole_body_controller.yaml").is_file()
+    assert (prefix / "lib" / "optimus_control" / "optimus-lifecycle").is_file()
     for node in NODES:
         assert (share / "config" / f"{node}.yaml").is_file()
         exe = prefix / "lib" / "optimus_control" / node

@@ -61,14 +61,20 @@ class LoopCommand:
     started: bool = False
     reset: bool = False
 
-    def send(self, loop: ReferenceSink) -> None:
-        """Base state always; references only while tracking (stale references make the loop damp)."""
+    def send(self, loop: ReferenceSink, gain_scale: float = 1.0, damping_kd: float = 0.0) -> None:
+        """Base state always; references only while tracking (stale references make the loop damp).
+
+        ``gain_scale`` < 1 ramps the joint gains in: kp × s, kd blended from ``damping_kd`` to the reference's."""
         loop.set_base_state(self.base_pose, self.base_twist)
         refs = self.references
         if refs.mode is LoopMode.DAMP:
             return
+        kp, kd = refs.kp, refs.kd
+        if gain_scale < 1.0:
+            s = max(gain_scale, 0.0)
+            kp, kd = kp * s, kd * s + damping_kd * (1.0 - s)
         loop.set_references(qdd=refs.joint_accelerations, q=refs.joint_positions, v=refs.joint_velocities,
-                            kp=refs.kp, kd=refs.kd, contact_wrenches=self.foot_wrenches, contacts_active=self.feet_active)
+                            kp=kp, kd=kd, contact_wrenches=self.foot_wrenches, contacts_active=self.feet_active)
 
 
 def pack_foot_wrenches(refs: ControlReferences, foot_frame_ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -90,14 +96,26 @@ class ControlStep:
     controller only (goals arrive on other threads), or estimate at every loop tick and control at
     every QP period. :meth:`__call__` does both.
 
+    ``contacts_from_plan``: a robot without foot force/torque sensors gives the estimator the controller's
+    planned contact wrenches instead of measured ones, so a foot counts as a contact (an anchor of the base
+    position) exactly while the plan loads it; until the first plan, the standing assumption: every foot
+    carries an equal share of the weight.
+
     Attributes:
         base: the estimator's last output (None before the first sample).
+        planned_foot_wrench: (n_feet, 6) the wrenches the estimator takes with ``contacts_from_plan``.
     """
 
-    def __init__(self, robot: RobotModel, controller: WholeBodyController, estimator: FloatingBaseEstimator):
+    def __init__(self, robot: RobotModel, controller: WholeBodyController, estimator: FloatingBaseEstimator,
+                 contacts_from_plan: bool = False):
         self.robot, self.controller, self.estimator = robot, controller, estimator
         self.foot_frame_ids = tuple(robot.frame_id(f.frame) for f in robot.config.feet)
         self.base: BaseState | None = None
+        self.contacts_from_plan = contacts_from_plan
+        n_feet = len(self.foot_frame_ids)
+        self.planned_foot_wrench = np.zeros((n_feet, 6))
+        if n_feet:
+            self.planned_foot_wrench[:, 2] = robot.total_mass * 9.81 / n_feet
         self._start_requested = False
         self._reset_requested = False
 
@@ -110,8 +128,9 @@ class ControlStep:
         self._reset_requested = True
 
     def estimate(self, sample: SensorSample) -> BaseState:
+        wrench = self.planned_foot_wrench if self.contacts_from_plan else sample.foot_wrench
         self.base = self.estimator.update(sample.q, sample.v, sample.imu_orientation_xyzw, sample.imu_angular_velocity,
-                                          sample.imu_linear_acceleration, sample.foot_wrench, sample.time_s)
+                                          sample.imu_linear_acceleration, wrench, sample.time_s)
         return self.base
 
     def control(self, q: np.ndarray, v: np.ndarray, time_s: float, state_time_s: float) -> LoopCommand:
@@ -126,6 +145,8 @@ class ControlStep:
         self._reset_requested = self._start_requested = False
         refs = ctl.update(q, v, time_s, state_time_s)
         wrenches, active = pack_foot_wrenches(refs, self.foot_frame_ids)
+        if refs.mode is not LoopMode.DAMP:  # a damped robot keeps its last plan: nothing new is known
+            self.planned_foot_wrench = wrenches.copy()
         return LoopCommand(q[:7], v[:6], refs, wrenches, active, started, reset)
 
     def __call__(self, sample: SensorSample) -> LoopCommand:

@@ -37,6 +37,8 @@ class LockstepRunner:
     default (None) is the whole_body_controller node's lockstep timing, one QP period (its C loop holds each
     update for one period while the QP runs beside the simulator); 0 applies them at tick k (no latency).
     The first references apply at once either way: there is nothing older to hold.
+    ``contacts_from_plan``: the estimator takes the planned contact wrenches, as on a robot without foot
+    force/torque sensors (see :class:`ControlStep`).
 
     The estimator and controller are stepped by the node's :class:`ControlStep`; the torque law is the
     Python :class:`ReferenceTracker` instead of the C loop.
@@ -47,11 +49,11 @@ class LockstepRunner:
     """
 
     def __init__(self, world, robot: RobotModel, settings: WbcSettings | None = None,
-                 reference_delay_ticks: int | None = None):
+                 reference_delay_ticks: int | None = None, contacts_from_plan: bool = False):
         self.world, self.robot = world, robot
         self.estimator = FloatingBaseEstimator(robot)
         self.controller = WholeBodyController(robot, settings)
-        self.control_step = ControlStep(robot, self.controller, self.estimator)
+        self.control_step = ControlStep(robot, self.controller, self.estimator, contacts_from_plan)
         self.tracker = ReferenceTracker(robot.model, robot.limits.effort, robot.config.damping_gain)
         loop_period_s = self.controller.settings.loop_period_s
         if abs(world.params.time_step_s - loop_period_s) > 1e-12:

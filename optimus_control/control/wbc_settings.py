@@ -97,8 +97,9 @@ class WholeBodyControllerNodeSettings(WbcSettings):
     robot_config: str = setting("optimus.yaml", "", "config/<name> or a path: the robot facts (URDF, joints, gains)")
     bus_name: str = setting("", "", "joint bus: the sim's bus_name, or a real actuator bus; \"\" = derived from the "
                              "ROS domain and namespace")
-    mode: str = setting("lockstep", "", "lockstep: ticks driven by the sim; realtime: native thread paced by the "
-                        "clock")
+    mode: str = setting("lockstep", "", "lockstep: ticks driven by the sim; realtime: native thread ticked by the "
+                        "sim's states on the wall clock; hardware: MIT-mode CAN motors of hardware_config, loop paced by "
+                        "its own clock, a managed (lifecycle) node")
     auto_start: bool = setting(True, "", "start balancing at the first state (else call ~/start)")
     handover_steady_s: float = setting(0.5, "s", "realtime: references go to the loop (which then takes the robot "
                                        "from the harness) once the updates have kept time this long, each at most "
@@ -118,6 +119,24 @@ class WholeBodyControllerNodeSettings(WbcSettings):
     task_status_rate_hz: float = setting(10.0, "Hz", "~/task_status")
     connect_timeout_s: float = setting(30.0, "s", "wait this long for the joint bus at start-up")
     odom_frame: str = setting("odom", "", "frame of odom and of goals given in the world")
+    # ---- hardware mode (mode: hardware) ----
+    hardware_config: str = setting("hardware/optimus.yaml", "", "hardware: the hardware description (buses, motors, "
+                                   "IMU mounting) under config/ or a path; its robot must be robot_config")
+    autostart: bool = setting(False, "", "hardware: configure and activate (enable the motors) at start-up; false "
+                              "waits for the lifecycle transitions (sim modes always start)")
+    motor_pd: bool = setting(True, "", "hardware: the joint PD runs in the motors (the command carries tau_ff with "
+                             "q_ref, v_ref, kp, kd); false: torque mode (tau only)")
+    gain_ramp_s: float = setting(1.0, "s", "hardware: kp and kd rise from 0 (kd from the damping gain) to the "
+                                 "controller's over this time once the loop takes the robot")
+    bus_rt_priority: int = setting(80, "", "hardware: SCHED_FIFO priority of the CAN bus threads (<= 0: do not ask)")
+    imu_topic: str = setting("imu/data_raw", "", "hardware: sensor_msgs/Imu input from the IMU vendor's driver "
+                             "(relative; distinct from this node's own imu/data output)")
+    imu_timeout_s: float = setting(0.05, "s", "hardware: an IMU silent this long makes the controller damp")
+    foot_wrench_input: str = setting("", "", "hardware: topic prefix of the foot force/torque sensors "
+                                     "(<prefix>/<foot>, WrenchStamped in the sole frame); \"\": none, the estimator "
+                                     "takes contacts from the controller's contact plan")
+    foot_wrench_timeout_s: float = setting(0.05, "s", "hardware: a foot force/torque sensor silent this long makes "
+                                           "the controller damp")
 
 
 def load_wbc_settings(path: str | os.PathLike = "whole_body_controller.yaml") -> WholeBodyControllerNodeSettings:

@@ -83,8 +83,7 @@ class JointHardware:
 class ImuConfig:
     frame: str
     xyz: tuple[float, float, float]   # [m] in the frame
-    rpy: tuple[float, float, float]   # [rad] mounting rotation
-    topic: str                         # sensor_msgs/Imu input of the vendor's driver
+    rpy: tuple[float, float, float]   # [rad] mounting rotation (the topic is the node's imu_topic parameter)
 
 
 @dataclass(frozen=True)
@@ -205,9 +204,9 @@ def load_hardware(path: str | os.PathLike = "hardware/optimus.yaml",
         if not ids:
             raise r.fail(f"buses.{bus}", "no joint uses this bus")
 
-    imu_map = r.exact(data["imu"], "imu", {"frame", "xyz", "rpy", "topic"})
+    imu_map = r.exact(data["imu"], "imu", {"frame", "xyz", "rpy"})
     imu = ImuConfig(r.string(imu_map["frame"], "imu.frame"), r.vector(imu_map["xyz"], "imu.xyz", 3),
-                    r.vector(imu_map["rpy"], "imu.rpy", 3), r.string(imu_map["topic"], "imu.topic"))
+                    r.vector(imu_map["rpy"], "imu.rpy", 3))
 
     cal_path = calibration if calibration is not None else data.get("calibration")
     cal_file = None

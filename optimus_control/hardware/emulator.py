@@ -337,11 +337,16 @@ EMULATOR_PRIORITY = 70  # the rig answers with priority, as a real motor would (
 
 class EmulatorProcess:
     """The emulated adapters of a description served by a child interpreter (see the module docstring for
-    why not threads of this process). ``urls``: the ``slcan:<path>`` url of each bus; ``stop()`` ends it."""
+    why not threads of this process). ``urls``: the ``slcan:<path>`` url of each bus; ``stop()`` ends it.
+
+    While it runs: ``set_silent(bus, motor_id, flag)`` makes a motor stop (or resume) answering;
+    ``motors()`` reads every motor's state (motor side: enabled, position, last command (p, v, kp, kd, t),
+    special frames received), for tests and rigs that check what reached the motors."""
 
     def __init__(self, buses: dict[str, list[EmulatedMotor]], start_timeout_s: float = 20.0):
-        spec = {bus: [[m.motor_id, dataclasses.asdict(m.model), m.position] for m in motors]
+        spec = {bus: [[m.motor_id, dataclasses.asdict(m.model), m.position, m.hold] for m in motors]
                 for bus, motors in buses.items()}
+        self._lock = threading.Lock()
         self.proc = subprocess.Popen([sys.executable, "-m", "optimus_control.hardware.emulator", "--spec", "-"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.urls: dict[str, str] = {}
@@ -364,6 +369,26 @@ class EmulatorProcess:
             self.stop()
             raise
 
+    def _ask(self, line: str) -> str:
+        """One command line to the child and its one-line answer."""
+        with self._lock:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the emulator process has ended (exit code {self.proc.returncode})")
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+            answer = self.proc.stdout.readline().decode()
+        if not answer.startswith("ok"):
+            raise RuntimeError(f"emulator: '{line}' failed: {answer.strip() or 'no answer'}")
+        return answer[2:].strip()
+
+    def set_silent(self, bus: str, motor_id: int, silent: bool = True) -> None:
+        self._ask(f"silent {bus} {int(motor_id)} {int(bool(silent))}")
+
+    def motors(self) -> dict[str, dict[int, dict]]:
+        """bus -> motor id -> {enabled, position, command [p, v, kp, kd, t], specials [0xFC, ...], frames}."""
+        raw = json.loads(self._ask("state"))
+        return {bus: {int(mid): m for mid, m in motors.items()} for bus, motors in raw.items()}
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -383,14 +408,25 @@ class EmulatorProcess:
         self.stop()
 
 
-def spawn_emulator(desc, robot, q=None) -> EmulatorProcess:
-    """``emulate_description`` in a child process: what the bring-up tools' ``--emulate`` uses."""
-    return EmulatorProcess(_description_motors(desc, robot, q))
+def spawn_emulator(desc, robot, q=None, hold: bool = False) -> EmulatorProcess:
+    """``emulate_description`` in a child process: what the bring-up tools' ``--emulate`` uses. ``hold``: every
+    joint locked where it is (a robot in a fixture: the motors answer, their state never changes)."""
+    buses = _description_motors(desc, robot, q)
+    for motors in buses.values():
+        for m in motors:
+            m.hold = hold
+    return EmulatorProcess(buses)
+
+
+def _motor_state(m: EmulatedMotor) -> dict:
+    return {"enabled": m.enabled, "position": m.position, "command": list(m.command), "specials": list(m.specials),
+            "frames": m.frames}
 
 
 def _serve_spec() -> int:
     """The child of EmulatorProcess: the spec (JSON, one line on stdin), ``ready BUS PATH`` per bus, then
-    ``ready``; serves until ``quit`` or EOF on stdin."""
+    ``ready``; then one answer line (``ok ...`` or ``error ...``) per command line (``silent BUS ID 0|1``,
+    ``state``) until ``quit`` or EOF on stdin."""
     from optimus_control.hardware.description import MotorModel
 
     spec = json.loads(sys.stdin.readline())
@@ -398,7 +434,7 @@ def _serve_spec() -> int:
     try:
         for bus, motors in spec.items():
             ms = [EmulatedMotor(mid, MotorModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in m.items()}),
-                                position=p) for mid, m, p in motors]
+                                position=p, hold=bool(hold)) for mid, m, p, hold in motors]
             adapters[bus] = EmulatedAdapter(ms, rt_priority=EMULATOR_PRIORITY).start()
         # Everything allocated so far lives as long as the process: out of the collector's sight, a full
         # collection scans only the few objects of the serving threads (pauses of well under a cycle)
@@ -407,8 +443,20 @@ def _serve_spec() -> int:
             print(f"ready {bus} {a.path}", flush=True)
         print("ready", flush=True)
         for line in sys.stdin:
-            if line.split()[:1] == ["quit"]:
+            words = line.split()
+            if words[:1] == ["quit"]:
                 break
+            try:
+                if words[:1] == ["silent"] and len(words) == 4:
+                    adapters[words[1]].motors[int(words[2])].silent = words[3] == "1"
+                    print("ok", flush=True)
+                elif words == ["state"]:
+                    state = {bus: {mid: _motor_state(m) for mid, m in a.motors.items()} for bus, a in adapters.items()}
+                    print("ok " + json.dumps(state), flush=True)
+                else:
+                    print(f"error unknown command {line.strip()!r}", flush=True)
+            except (KeyError, ValueError) as exc:
+                print(f"error {exc!r}", flush=True)
     finally:
         for a in adapters.values():
             a.stop()

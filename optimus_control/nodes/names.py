@@ -66,6 +66,9 @@ def check_time_mode(node: str, mode: str, use_sim_time: bool) -> None:
     without a controller), so messages stamped on the wall clock would not line up with the state
     they describe or with the other nodes following /clock.
     """
+    if mode == "hardware" and use_sim_time:
+        raise ConfigError(f"{node}: mode 'hardware' runs on the wall clock: set use_sim_time:=false (a robot has no "
+                          "/clock to follow)")
     if mode == "lockstep" and not use_sim_time:
         raise ConfigError(f"{node}: mode 'lockstep' needs use_sim_time:=true (time is the simulator's ticks, "
                           "not the wall clock); use mode:=realtime to run on the wall clock")

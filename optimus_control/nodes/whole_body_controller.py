@@ -12,6 +12,14 @@ in   ~/<hand>_hand/goal (PoseStamped, any resolvable frame), ~/<hand>_gripper/co
      ~/com_height (Float64 [m] in odom), ~/posture (String preset); services ~/start, ~/damp, ~/reset (Trigger)
 out  joint_states, imu/data, foot_wrench/<foot> (WrenchStamped), odom, robot_description,
      /diagnostics, ~/task_status (DiagnosticArray: one status per task, values listed in the README)
+
+A managed (lifecycle) node, as ros2_control's hardware is: configure connects the transport (sim: the
+shared-memory joint bus; hardware: opens the CAN buses and reads every motor), activate starts the loop
+and the control thread (hardware: after the driver's enable sequence), deactivate stops them (hardware:
+damping, then every motor leaves motor mode), cleanup releases the transport. In the sim modes the node
+takes configure and activate itself at start-up; on hardware it waits for them (or ``autostart``).
+Hardware mode also reads the IMU vendor's driver (``imu_topic``) and, where fitted, foot force/torque
+sensors (``foot_wrench_input``), and reports every motor's temperatures and error codes on /diagnostics.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped, PoseStamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64, String
@@ -40,25 +48,31 @@ from optimus_control.control.control_step import ControlStep
 from optimus_control.control.status_changes import Level, StatusChanges
 from optimus_control.control.update_timing import UpdateTiming
 from optimus_control.control.wbc_settings import WholeBodyControllerNodeSettings
-from optimus_control.errors import OptimusError
+from optimus_control.errors import ConfigError, OptimusError
 from optimus_control.estimation import FloatingBaseEstimator
 from optimus_control.model import RobotModel
+from optimus_control.nodes.hardware_side import HardwareSide
 from optimus_control.nodes.names import bus_name, check_time_mode
 from optimus_control.nodes.parameters import declare_settings
 from optimus_control.nodes.ros_time import s_to_stamp, stamp_to_s
 from optimus_control.nodes.scheduling import pin_process
 from optimus_control.rt import Dynamics, Loop, LoopConfig, LoopState, Reason, connect_transport
 
+MODES = ("lockstep", "realtime", "hardware")
+
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 
-class WholeBodyControllerNode(Node):
+class WholeBodyControllerNode(LifecycleNode):
     def __init__(self):
         super().__init__("whole_body_controller")
         self.settings = declare_settings(self, WholeBodyControllerNodeSettings)
         p = self.p = vars(self.settings)
+        if p["mode"] not in MODES:
+            raise ConfigError(f"{self.get_fully_qualified_name()}: parameter mode '{p['mode']}' must be one of {MODES}")
+        self.hardware = p["mode"] == "hardware"
         self.use_sim_time = bool(self.get_parameter("use_sim_time").value)
         check_time_mode(self.get_fully_qualified_name(), p["mode"], self.use_sim_time)
         p["bus_name"] = bus_name(p["bus_name"], self.context.get_domain_id(), self.get_namespace())
@@ -67,40 +81,140 @@ class WholeBodyControllerNode(Node):
             self.get_logger().warning(f"{why}; the controller runs unpinned")
         self.robot = RobotModel.load(p["robot_config"])
         self.controller = WholeBodyController(self.robot, self.settings)
-        self.step = ControlStep(self.robot, self.controller, FloatingBaseEstimator(self.robot))
+        # Without foot force/torque sensors (hardware unless foot_wrench_input is set) the estimator takes
+        # its contacts from the controller's plan; the simulator's bus carries measured foot wrenches.
+        self.step = ControlStep(self.robot, self.controller, FloatingBaseEstimator(self.robot),
+                                contacts_from_plan=self.hardware and not p["foot_wrench_input"])
         self.resolver = GoalFrameResolver(self.robot, p["odom_frame"])
         self.lock = threading.Lock()
-        n, n_feet = self.robot.n_joints, len(self.robot.config.feet)
-        self.get_logger().info(f"connecting to joint bus '{p['bus_name']}' ({n} joints, {n_feet} feet)")
-        transport = connect_transport(p["bus_name"], n, n_feet, timeout_s=float(p["connect_timeout_s"]))
-        # The native loop thread hands this node's control thread one state per update period (it sleeps in
-        # between). Lockstep: the loop also holds each such state until the control thread has set the
-        # references computed from the previous one, so the simulator, the 1 kHz law and the QP advance
-        # together (a slow QP slows the simulation instead of starving the loop), references from state s
-        # apply from tick s + period exactly, and the QP runs while the simulator steps. Real time: the
-        # loop runs on its own clock and never waits; a late update only makes the references older.
         self.lockstep = p["mode"] == "lockstep"
         self.ticks_per_update = self.settings.ticks_per_update
-        # The joint bus's robot side (the sim) has its own clock: in real time the loop ticks on its states.
-        config = LoopConfig.for_robot(self.robot, mode=p["mode"], sync_period_ticks=self.ticks_per_update,
-                                      trigger="state", silent_ticks=max(1, round(p["transport_silent_timeout_s"] * 1000.0)),
-                                      cpu=p["cpu"] if p["cpu"] >= 0 else None)
+        self.loop: Loop | None = None
+        self.hw: HardwareSide | None = HardwareSide(self, self.robot, p) if self.hardware else None
+        self._make_interfaces()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_report = ""
+        self._sensor_report = ""  # what is wrong with the ROS sensors (hardware), "" when nothing
+        self._status_changes = StatusChanges()
+        self._hand_goal_info: dict[str, tuple[float, bool]] = {}  # hand -> (goal header stamp [s], clamped)
+        self.failure: str | None = None  # why the control thread died (the node then shuts down, exit 1)
+        self._transition_error: Exception | None = None
+        if not self.hardware or p["autostart"]:
+            for transition in (self.trigger_configure, self.trigger_activate):
+                if transition() is not TransitionCallbackReturn.SUCCESS:
+                    if not self.hardware:  # a sim stack without its controller is no stack: exit with the reason
+                        raise self._transition_error or OptimusError("the controller failed to start")
+                    break  # hardware: stay up, inactive, and say why (done by the transition)
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    def _transition(self, name: str, fn) -> TransitionCallbackReturn:
+        """Run a transition's work; a refusal or an error is logged with its reason and fails the transition
+        (rclpy would swallow the exception)."""
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - every failure must be reported, none may escape into rclpy
+            self._transition_error = exc
+            detail = str(exc) if isinstance(exc, OptimusError) else traceback.format_exc()
+            self.get_logger().error(f"{name} failed: {detail}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("configure", self._configure)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("activate", self._activate)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("deactivate", self._deactivate)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("cleanup", self._cleanup)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("shutdown", self._release)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        p = self.p
+        n, n_feet = self.robot.n_joints, len(self.robot.config.feet)
+        silent_ticks = max(1, round(p["transport_silent_timeout_s"] * 1000.0))
+        if self.hardware:
+            transport = self.hw.configure()
+            # Hardware buses have their own clocks: the loop ticks at its own deadlines and never waits.
+            config = LoopConfig.for_robot(self.robot, mode="realtime", trigger="clock", motor_pd=bool(p["motor_pd"]),
+                                          sync_period_ticks=self.ticks_per_update, silent_ticks=silent_ticks,
+                                          cpu=p["cpu"] if p["cpu"] >= 0 else None)
+        else:
+            self.get_logger().info(f"connecting to joint bus '{p['bus_name']}' ({n} joints, {n_feet} feet)")
+            transport = connect_transport(p["bus_name"], n, n_feet, timeout_s=float(p["connect_timeout_s"]))
+            # The native loop thread hands this node's control thread one state per update period (it sleeps in
+            # between). Lockstep: the loop also holds each such state until the control thread has set the
+            # references computed from the previous one, so the simulator, the 1 kHz law and the QP advance
+            # together (a slow QP slows the simulation instead of starving the loop), references from state s
+            # apply from tick s + period exactly, and the QP runs while the simulator steps. Real time: the
+            # loop never waits; a late update only makes the references older. The joint bus's robot side
+            # (the sim) has its own clock: in real time the loop ticks on its states.
+            config = LoopConfig.for_robot(self.robot, mode=p["mode"], sync_period_ticks=self.ticks_per_update,
+                                          trigger="state", silent_ticks=silent_ticks,
+                                          cpu=p["cpu"] if p["cpu"] >= 0 else None)
         self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, config)
         # Real time: the loop gets references (and takes the robot) only once the updates keep time.
         self._update_timing = UpdateTiming(float(p["handover_steady_s"]), 0.5 * config.stale_reference_timeout_s)
+
+    def _activate(self) -> None:
+        if self.hardware:
+            self.hw.enable()  # refuses naming every silent or out-of-range joint
+        with self.lock:
+            if self.controller.state is ControllerState.IDLE:
+                if self.p["auto_start"] or self.hardware:
+                    self.step.request_start()
+            else:  # activated again: balance from the state the robot is in now
+                self.step.request_reset()
+        self._update_timing.reset()
         self._handed_over = self.lockstep
+        self._handed_over_at: float | None = None
         self._retake_pending = False  # restart balancing before the next hand-over (after stale references)
-        self._make_interfaces()
-        self._stop = threading.Event()
-        if p["auto_start"]:
-            self.step.request_start()
-        self._last_report = ""
-        self._status_changes = StatusChanges()
-        self._hand_goal_info: dict[str, tuple[float, bool]] = {}  # hand -> (goal header stamp [s], clamped)
+        self._stop.clear()
         self.loop.start()
-        self.failure: str | None = None  # why the control thread died (the node then shuts down, exit 1)
         self._thread = threading.Thread(target=self._control_thread_main, name="wbc", daemon=True)
         self._thread.start()
+
+    def _deactivate(self) -> None:
+        self._stop_control()
+        if self.hardware:
+            self.hw.disable()  # damping, then every motor leaves motor mode
+
+    def _cleanup(self) -> None:
+        if self.loop is not None:
+            self.loop.close()  # releases the transport
+            self.loop = None
+        if self.hardware:
+            self.hw.close()
+
+    def _stop_control(self) -> None:
+        """Stop the control thread, then the loop (its last command is a zero torque marked STOPPED; the CAN
+        buses then damp every motor)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+        with self.lock:
+            if self.controller.state is not ControllerState.IDLE:
+                self.controller.request_damping("the controller was deactivated")
+
+    def _release(self) -> None:
+        """Everything down, whatever the state (shutdown, error, process exit)."""
+        self._stop_control()
+        if self.hardware:
+            self.hw.disable()
+        self._cleanup()
 
     # ---- ROS interfaces ---------------------------------------------------------------------------
     def _make_interfaces(self) -> None:
@@ -208,10 +322,17 @@ class WholeBodyControllerNode(Node):
             if state is None:
                 self._log_status_changes()  # a silent robot side is a fault to report too
                 continue
+            sensor_problem = ""
+            if self.hw is not None:  # the IMU (and foot force/torque) come over ROS on hardware
+                state, sensor_problem = self.hw.sensor_state(state)
             if state.tick - last_update >= ticks_per_update:
                 last_update = state.tick
                 try:
-                    self._control_step(state)
+                    if sensor_problem:
+                        self._sensor_fault(sensor_problem)
+                    else:
+                        self._sensor_report = ""
+                        self._control_step(state)
                 except Exception as exc:  # never leave the loop with stale-but-fresh-looking references
                     self.get_logger().error(f"control step failed: {exc!r}; damping")
                     with self.lock:
@@ -234,6 +355,19 @@ class WholeBodyControllerNode(Node):
                     return
                 raise
 
+    def _sensor_fault(self, problem: str) -> None:
+        """No estimate without the sensors: before the first samples the loop stays in INIT (damping, no
+        references); once running, the controller damps with the reason until ~/reset."""
+        with self.lock:
+            running = self.controller.state in (ControllerState.RUNNING, ControllerState.HOLDING)
+            if running:
+                self.controller.request_damping(problem)
+        if running:
+            self.get_logger().error(f"{problem}: damping (call ~/reset once the sensor is back)")
+        elif problem.split(" for ")[0] != self._sensor_report.split(" for ")[0]:
+            self.get_logger().warning(f"{problem}: the controller waits for it (the loop damps)")
+        self._sensor_report = problem
+
     def _control_step(self, state) -> None:
         base = self.step.estimate(state)
         q, v = base.configuration(state.q), base.velocity(state.v)
@@ -253,10 +387,17 @@ class WholeBodyControllerNode(Node):
                     self.step.request_reset()
                 self.loop.set_base_state(command.base_pose, command.base_twist)  # the loop keeps damping
                 return
-            self._handed_over = True
+            self._handed_over, self._handed_over_at = True, time.monotonic()
             self.get_logger().info(f"the control updates kept time for {self._update_timing.steady_s:g} s (longest gap "
                                    f"{1e3 * self._update_timing.longest_gap_s:.1f} ms): the loop takes the robot")
-        command.send(self.loop)
+        command.send(self.loop, self._gain_scale(), self.robot.config.damping_gain)
+
+    def _gain_scale(self) -> float:
+        """Hardware: the joint gains rise from 0 over gain_ramp_s after the loop took the robot (no torque step
+        where the motors' positions and the first references disagree)."""
+        if self.hw is None or self._handed_over_at is None or self.p["gain_ramp_s"] <= 0:
+            return 1.0
+        return min(1.0, (time.monotonic() - self._handed_over_at) / self.p["gain_ramp_s"])
 
     def _log_status_changes(self) -> None:
         """A fault or a recovery goes to the log at once, with its reason (diagnostics only come at 1 Hz)."""
@@ -351,6 +492,10 @@ class WholeBodyControllerNode(Node):
         diag.status.append(DiagnosticStatus(level=level, name=self.get_fully_qualified_name(), hardware_id=self.robot.config.name,
                                             message=status.fault or status.state.value,
                                             values=[KeyValue(key=k, value=v) for k, v in values.items()]))
+        if self.hw is not None:
+            actuators = self.hw.diagnostic_status(self.get_fully_qualified_name())
+            if actuators is not None:
+                diag.status.append(actuators)
         self.pub_diag.publish(diag)
 
     def _publish_task_status(self, state) -> None:
@@ -374,10 +519,8 @@ class WholeBodyControllerNode(Node):
         self.pub_tasks.publish(tasks)
 
     def shutdown(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self.loop.stop()
-        self.loop.close()
+        """Process exit: whatever the lifecycle state, the loop stops and the motors are damped and released."""
+        self._release()
 
 
 def main(args=None) -> None:

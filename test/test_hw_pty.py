@@ -278,6 +278,24 @@ def test_enable_jog_and_shutdown(optimus):
         assert all(is_damping(c) or (c[2] == c[3] == 0.0 and abs(c[4]) < 0.2) for c in cmds[first:]), name
 
 
+def test_jog_enables_only_its_motor_and_absent_motors_are_no_fault(optimus):
+    """Bring-up of one motor (optimus-hw jog): only it enters motor mode and moves; the others get zero frames
+    and stay out of motor mode, and motors that are not even there (silent) neither refuse nor fault it."""
+    driver, motors, robot = optimus
+    for name in ("l_knee", "r_elbow", "waist_yaw"):
+        motors[name].silent = True  # unpowered or not yet wired
+    driver.enable(joints=["neck_yaw"])
+    assert wait_for(lambda: motors["neck_yaw"].specials == [0xFC], 3.0)
+    err = driver.jog("neck_yaw", 0.25, duration_s=0.5, hold_s=0.5, gain_scale=1.0)
+    assert abs(err) < 0.03, err
+    assert not driver.transport.fault()[0], driver.fault_message()
+    for name, m in motors.items():
+        if name != "neck_yaw":
+            assert not m.enabled and 0xFC not in m.specials, name
+    with pytest.raises(HardwareError, match="no joint 'neck_yw'.*did you mean"):
+        driver.enable(joints=["neck_yw"])
+
+
 def test_stopping_the_transport_exits_motor_mode(tmp_path):
     """stop() on an ACTIVE transport (no driver) still damps, then sends the exit frame to every motor."""
     model = known_models()["ak80-6_v2"]

@@ -162,7 +162,7 @@ def cmd_scan(args) -> int:
 
 def cmd_jog(args) -> int:
     with _Session(args) as drv:
-        drv.enable()
+        drv.enable(joints=[args.joint])  # this motor only: the others stay out of motor mode
         err = drv.jog(args.joint, args.position, duration_s=args.duration, hold_s=args.hold,
                       gain_scale=args.gain_scale)
     print(f"{args.joint}: target {args.position:g}, tracking error after {args.hold:g} s hold: {err:+.5f}")

@@ -76,8 +76,10 @@ class CanDriver:
                 return
             time.sleep(0.005)
 
-    def read_check(self, margin: float = 0.02) -> tuple[np.ndarray, list[str]]:
-        """Positions of every joint and the problems that forbid enabling (silent or out-of-range motors)."""
+    def read_check(self, margin: float = 0.02, joints: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+        """Positions of every joint and the problems that forbid enabling ``joints`` (default: all): silent or
+        out-of-range motors."""
+        checked = set(self.joint_names if joints is None else joints)
         before = [m["replies"] for m in self.transport.motor_status()]
         self.wait_cycles(READ_CYCLES)
         after = self.transport.motor_status()
@@ -87,6 +89,8 @@ class CanDriver:
         lim = self.robot.limits
         for i, name in enumerate(self.joint_names):
             jh = self.desc.joints[name]
+            if name not in checked:
+                continue
             if after[i]["replies"] - before[i] < ANSWERS_NEEDED:
                 problems.append(f"joint '{name}' (motor {jh.motor_id} on bus '{jh.bus}') does not answer")
             elif not lim.lower[i] - margin <= q[i] <= lim.upper[i] + margin:
@@ -95,14 +99,26 @@ class CanDriver:
                                 "offset? recalibrate (optimus-hw calibrate) before enabling")
         return q, problems
 
-    def enable(self, margin: float = 0.02, timeout_s: float = 2.0) -> np.ndarray:
-        """Refuse (HardwareError naming every bad joint) or enter motor mode; returns the measured q."""
+    def enable(self, margin: float = 0.02, timeout_s: float = 2.0, joints: list[str] | None = None) -> np.ndarray:
+        """Refuse (HardwareError naming every bad joint) or enter motor mode; returns the measured q.
+
+        ``joints`` (default: every joint): only these motors are checked and put in motor mode; the others
+        keep getting zero frames and their silence is no fault (bring-up of one motor, the rest of the robot
+        unpowered or absent)."""
+        for name in joints or []:
+            if name not in self.desc.joints:
+                raise HardwareError(f"no joint '{name}' in {self.desc.source}{suggest(name, self.joint_names)}")
+        selected = set(self.joint_names if joints is None else joints)
         if self.transport.fault()[0] and not self.transport.clear_fault():
-            # entering motor mode under a latched fault would only damp every motor: say why instead
-            raise HardwareError(f"enable refused: transport fault still present ({self.fault_message()})")
-        q, problems = self.read_check(margin)
+            # a motor that just came back needs a reply before its fault can clear: give it a read's cycles
+            self.wait_cycles(READ_CYCLES)
+            if not self.transport.clear_fault():
+                # entering motor mode under a latched fault would only damp every motor: say why instead
+                raise HardwareError(f"enable refused: transport fault still present ({self.fault_message()})")
+        q, problems = self.read_check(margin, sorted(selected))
         if problems:
             raise HardwareError("enable refused:\n  " + "\n  ".join(problems))
+        self.transport.select([name in selected for name in self.joint_names])
         self.transport.set_mode(ENTERING)
         self._wait_modes(ACTIVE, timeout_s)
         self._check_fault("enable")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -17,27 +18,33 @@ TRANSITIONS = {"configure": Transition.TRANSITION_CONFIGURE, "cleanup": Transiti
                "shutdown": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
 
 
-def _call(node, client, request, timeout_s: float):
+def _call(node, client, request, timeout_s: float, spin: bool):
+    """The service's answer, None on timeout. ``spin``: spin ``node`` here; False when an executor spins it."""
     import rclpy
 
     if not client.wait_for_service(timeout_sec=timeout_s):
         return None
     future = client.call_async(request)
-    rclpy.spin_until_future_complete(node, future, timeout_sec=timeout_s)
-    return future.result()
+    if spin:
+        rclpy.spin_until_future_complete(node, future, timeout_sec=timeout_s)
+    else:
+        deadline = time.monotonic() + timeout_s
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return future.result() if future.done() else None
 
 
-def get_state(node, target: str, timeout_s: float = 10.0) -> str | None:
+def get_state(node, target: str, timeout_s: float = 10.0, spin: bool = True) -> str | None:
     """The label of ``target``'s lifecycle state ('unconfigured', 'inactive', 'active', ...), None if unreachable."""
     client = node.create_client(GetState, f"{target}/get_state")
     try:
-        result = _call(node, client, GetState.Request(), timeout_s)
+        result = _call(node, client, GetState.Request(), timeout_s, spin)
         return None if result is None else result.current_state.label
     finally:
         node.destroy_client(client)
 
 
-def change_state(node, target: str, transition: str, timeout_s: float = 30.0) -> bool | None:
+def change_state(node, target: str, transition: str, timeout_s: float = 30.0, spin: bool = True) -> bool | None:
     """Ask ``target`` (a node name, resolved in ``node``'s namespace) for a transition by label; True when it
     succeeded, False when refused, None when the node did not answer within ``timeout_s``. The shutdown
     transition is taken from whatever primary state the node is in."""
@@ -45,14 +52,14 @@ def change_state(node, target: str, transition: str, timeout_s: float = 30.0) ->
         raise ValueError(f"unknown transition '{transition}'; one of {sorted(TRANSITIONS)}")
     tid = TRANSITIONS[transition]
     if transition == "shutdown":
-        state = get_state(node, target, timeout_s)
+        state = get_state(node, target, timeout_s, spin)
         tid = {"inactive": Transition.TRANSITION_INACTIVE_SHUTDOWN,
                "active": Transition.TRANSITION_ACTIVE_SHUTDOWN}.get(state, tid)
     client = node.create_client(ChangeState, f"{target}/change_state")
     try:
         request = ChangeState.Request()
         request.transition.id = tid
-        result = _call(node, client, request, timeout_s)
+        result = _call(node, client, request, timeout_s, spin)
         return None if result is None else bool(result.success)
     finally:
         node.destroy_client(client)

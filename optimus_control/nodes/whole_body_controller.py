@@ -377,6 +377,8 @@ class WholeBodyControllerNode(LifecycleNode):
             if command.reset:
                 self.loop.reset()
                 self._hand_goal_info.clear()  # the hands now hold where they are: no goal to echo
+                if self._handed_over:
+                    self._handed_over_at = time.monotonic()  # hardware: the gains ramp in again from the damped state
         if command.started:
             self.get_logger().info("balancing started")
         if not self._handed_over:

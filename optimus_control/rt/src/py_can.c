@@ -334,6 +334,39 @@ static PyObject *can_set_mode(TransportObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *can_select(TransportObject *self, PyObject *arg) {
+    if (need(self, 0) < 0) return NULL;
+    const int n = self->can->n_joints;
+    PyObject *seq = PySequence_Fast(arg, "select(flags): a sequence of n_joints booleans");
+    if (!seq) return NULL;
+    if (PySequence_Fast_GET_SIZE(seq) != n) {
+        PyErr_Format(rtpy_RealTimeError, "select(): %zd flags given, the transport has %d joints",
+                     PySequence_Fast_GET_SIZE(seq), n);
+        Py_DECREF(seq);
+        return NULL;
+    }
+    int flags[RT_CAN_MAX_MOTORS * 64];
+    if (n > RT_CAN_MAX_MOTORS * 64) {
+        Py_DECREF(seq);
+        PyErr_SetString(rtpy_RealTimeError, "select(): too many joints");
+        return NULL;
+    }
+    for (int j = 0; j < n; ++j) {
+        const int t = PyObject_IsTrue(PySequence_Fast_GET_ITEM(seq, j));
+        if (t < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        flags[j] = t;
+    }
+    Py_DECREF(seq);
+    if (rt_can_select(self->can, flags) < 0) {
+        PyErr_SetString(rtpy_RealTimeError, "select(): every bus must be PASSIVE (disable first)");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *can_modes(TransportObject *self, PyObject *unused) {
     if (need(self, 0) < 0) return NULL;
     PyObject *list = PyList_New(self->can->n_buses);
@@ -534,6 +567,8 @@ static PyMethodDef can_methods[] = {
      "start(rt_priority=0, cpu=-1, open_timeout_s=1.0): open every adapter, start the bus threads (PASSIVE)."},
     {"stop", (PyCFunction)can_stop, METH_NOARGS, "stop(): join the bus threads (no frame after) and close the adapters."},
     {"set_mode", (PyCFunction)can_set_mode, METH_O, "set_mode(mode): PASSIVE 0, ENTERING 1, ACTIVE 2, EXITING 3 (every bus)."},
+    {"select", (PyCFunction)can_select, METH_O,
+     "select(flags): which joints the next ENTERING puts in motor mode (the others only get zero frames); PASSIVE only."},
     {"modes", (PyCFunction)can_modes, METH_NOARGS, "modes() -> each bus's mode"},
     {"set_manual", (PyCFunction)(void (*)(void))can_set_manual, METH_FASTCALL | METH_KEYWORDS,
      "set_manual(q, v, kp, kd, tau): joint-side motor PD commands (source becomes manual)."},

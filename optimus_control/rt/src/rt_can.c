@@ -60,7 +60,8 @@ int rt_can_clear_fault(rt_can *c) {
         rt_can_bus *B = &c->buses[b];
         if (!atomic_load(&B->connected)) return -1;
         for (int k = 0; k < B->n; ++k)
-            if (B->miss[k] >= B->miss_limit || atomic_load(&B->motor_error[k]) >= 8) return -1;
+            if ((B->miss[k] >= B->miss_limit && atomic_load(&B->selected[k])) || atomic_load(&B->motor_error[k]) >= 8)
+                return -1;
     }
     atomic_store(&c->fault_kind, RT_CAN_FAULT_NONE);
     atomic_store(&c->fault_flags, 0);
@@ -248,6 +249,11 @@ static int build_frames(rt_can_bus *B, rt_can_frame *fr, int mode) {
         memset(f, 0, sizeof(*f));
         f->id = (uint32_t)J->motor_id;
         f->len = 8;
+        if (!atomic_load_explicit(&B->selected[k], memory_order_relaxed) && kind != RT_MIT_EXIT) {
+            rt_mit_cmd zero = {0, 0, 0, 0, 0}; /* not enabled: a read, never motor mode */
+            if (rt_mit_pack(&J->range, &zero, f->data)) atomic_fetch_add_explicit(&B->clamps, 1, memory_order_relaxed);
+            continue;
+        }
         if (kind) {
             rt_mit_special(kind, f->data);
             continue;
@@ -420,7 +426,9 @@ static void bus_cycle(rt_can_bus *B, rt_can_frame *tx, rt_can_frame *rx) {
             continue;
         }
         atomic_fetch_add_explicit(&B->missing, 1, memory_order_relaxed);
-        if (++B->miss[k] >= B->miss_limit) latch(c, RT_CAN_FAULT_NO_REPLY, B->joints[k], B->index);
+        /* a motor left out of motor mode (rt_can_select) may be absent: its silence is counted, not a fault */
+        if (++B->miss[k] >= B->miss_limit && atomic_load_explicit(&B->selected[k], memory_order_relaxed))
+            latch(c, RT_CAN_FAULT_NO_REPLY, B->joints[k], B->index);
     }
     after_cycle_mode(B, mode);
     double *s = rt_tbuf_back(&B->state_out);
@@ -533,6 +541,7 @@ rt_can *rt_can_create(int n_joints, int n_feet, const rt_can_bus_cfg *buses, int
                          j, J->motor_id & 0xFF);
                 goto fail;
             }
+        atomic_store(&B->selected[B->n], 1);
         B->joints[B->n++] = j;
     }
     for (int b = 0; b < n_buses; ++b) {
@@ -638,6 +647,16 @@ void rt_can_free(rt_can *c) {
     free(c->joints);
     free(c->words);
     free(c);
+}
+
+int rt_can_select(rt_can *c, const int *selected) {
+    for (int b = 0; b < c->n_buses; ++b)
+        if (atomic_load(&c->buses[b].mode) != RT_CAN_PASSIVE) return -1;
+    for (int b = 0; b < c->n_buses; ++b) {
+        rt_can_bus *B = &c->buses[b];
+        for (int k = 0; k < B->n; ++k) atomic_store(&B->selected[k], selected[B->joints[k]] ? 1 : 0);
+    }
+    return 0;
 }
 
 void rt_can_set_mode(rt_can *c, int mode) {

@@ -104,6 +104,7 @@ typedef struct {
     int miss[RT_CAN_MAX_MOTORS];
     double last_seq;
     int stale_cycles, exit_cycles, reenter;
+    _Atomic int selected[RT_CAN_MAX_MOTORS]; /* 0: this motor is never put in motor mode (it gets zero frames) */
     int64_t next_reconnect_ns;
     _Atomic int mode, connected;
     _Atomic int motor_error[RT_CAN_MAX_MOTORS], motor_t_mos[RT_CAN_MAX_MOTORS], motor_t_rotor[RT_CAN_MAX_MOTORS];
@@ -139,6 +140,10 @@ int rt_can_start(rt_can *c, int rt_priority, int cpu_first, int64_t open_timeout
 void rt_can_stop(rt_can *c);
 void rt_can_free(rt_can *c);
 void rt_can_set_mode(rt_can *c, int mode);
+/* Which joints the next ENTERING puts in motor mode (n_joints flags; all at creation). The others keep
+ * getting zero-gain zero-torque frames (they answer, nothing moves): a bring-up tool enables one motor.
+ * Returns -1 (nothing changed) unless every bus is PASSIVE. */
+int rt_can_select(rt_can *c, const int *selected);
 /* Allocates the log rings (before start; not real-time). Returns 0 or -1. */
 int rt_can_enable_log(rt_can *c);
 /* Pops up to max entries of bus b into out; returns how many. */

@@ -24,6 +24,7 @@ sensors (``foot_wrench_input``), and reports every motor's temperatures and erro
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -165,6 +166,10 @@ class WholeBodyControllerNode(LifecycleNode):
         self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, config)
         # Real time: the loop gets references (and takes the robot) only once the updates keep time.
         self._update_timing = UpdateTiming(float(p["handover_steady_s"]), 0.5 * config.stale_reference_timeout_s)
+        # Everything built so far lives as long as the node: out of the collector's sight, a full collection
+        # scans only what the control thread makes (a full pass over the models and ROS objects takes tens of
+        # ms on a loaded machine: enough for the references to go stale and the loop to damp the robot).
+        gc.freeze()
 
     def _activate(self) -> None:
         if self.hardware:

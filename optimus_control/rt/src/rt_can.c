@@ -92,8 +92,12 @@ static int can_read_state(void *ctx, int64_t *tick, double *words) {
     }
     if (atomic_load_explicit(&c->fault_kind, memory_order_acquire) > 0) return -1; /* -1: being latched */
     if (!any) return 0;
-    c->tick += 1;
-    c->words[rt_sw_time()] = (double)(mono_ns() - c->t0_ns) * 1e-9;
+    /* A tick is a millisecond of the transport's clock, as a tick of the simulator's bus is a 1 ms step: the
+     * loop's update period (sync_period_ticks) is then a time whatever the buses' rates and phases. */
+    const int64_t elapsed_ns = mono_ns() - c->t0_ns;
+    const int64_t ms = elapsed_ns / 1000000;
+    c->tick = ms > c->tick ? ms : c->tick + 1;
+    c->words[rt_sw_time()] = (double)elapsed_ns * 1e-9;
     memcpy(words, c->words, sizeof(double) * (size_t)c->n_words);
     *tick = c->tick;
     return 1;

@@ -163,7 +163,12 @@ class WholeBodyControllerNode(LifecycleNode):
             config = LoopConfig.for_robot(self.robot, mode=p["mode"], sync_period_ticks=self.ticks_per_update,
                                           trigger="state", silent_ticks=silent_ticks,
                                           cpu=p["cpu"] if p["cpu"] >= 0 else None)
-        self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, config)
+        try:
+            self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, config)
+        except Exception:
+            if self.hardware:  # a failed configure leaves no bus open behind it
+                self.hw.close()
+            raise
         # Real time: the loop gets references (and takes the robot) only once the updates keep time.
         self._update_timing = UpdateTiming(float(p["handover_steady_s"]), 0.5 * config.stale_reference_timeout_s)
         # Everything built so far lives as long as the node: out of the collector's sight, a full collection

@@ -47,6 +47,7 @@ setup(
         data("config/modes/lockstep", "*.yaml"),
         data("config/modes/realtime", "*.yaml"),
         data("config/modes/hardware", "*.yaml"),
+        data("config/modes/hil", "*.yaml"),
     ],
     python_requires=">=3.10",
     install_requires=[
@@ -73,7 +74,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "wheel>=0.40", "ruff>=0.5", "colcon-common-extensions>=0.3,<1",
-                 "daqp>=0.5,<1", "quadprog>=0.1.11,<1", "osqp>=0.6,<2", "qpsolvers>=4,<5"],
+                 "daqp>=0.5,<1", "quadprog>=0.1.11,<1", "osqp>=0.6,<2", "qpsolvers>=4,<5",
+                 "python-can>=4.3,<5", "pyserial>=3.5,<4"],
     },
     zip_safe=False,
     maintainer="optimus_control maintainers",
@@ -86,6 +88,7 @@ setup(
             "whole_body_controller = optimus_control.nodes.whole_body_controller:main",
             "perception = optimus_control.nodes.perception:main",
             "task_planner = optimus_control.nodes.task_planner:main",
+            "hil_emulator = optimus_control.nodes.hil_emulator:main",
             "optimus-launch = optimus_control.launch.cli:main",
             "optimus-lifecycle = optimus_control.nodes.lifecycle_cli:main",
             "optimus-hw = optimus_control.hardware.cli:main",

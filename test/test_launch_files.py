@@ -34,7 +34,7 @@ EXPECTED_NODES = {
 # Parameters each node must receive from its launch arguments, with the default values.
 NODE_PARAMETERS = {
     "sim": {"robot_config": "optimus.yaml", "scene": "sorting_cell", "seed": 0, "mode": "lockstep", "gui": False,
-            "bus_name": "", "camera_enabled": True},
+            "bus_name": "", "camera_enabled": True, "harness_catches": True},
     "whole_body_controller": {"robot_config": "optimus.yaml", "bus_name": "", "mode": "lockstep",
                               "retake_after_stale": False, "transport_silent_timeout_s": 0.02},
     "perception": {"robot_config": "optimus.yaml"},
@@ -86,12 +86,35 @@ def parameters(cmd: list[str]) -> dict[str, object]:
 # The robot itself: the controller alone, in hardware mode, on the wall clock (checked on its own below).
 HARDWARE_FILE = "hardware.launch.xml"
 HARDWARE_PARAMETERS = {"robot_config": "optimus.yaml", "hardware_config": "hardware/optimus.yaml", "autostart": False,
-                       "motor_pd": True, "imu_topic": "imu/data_raw", "foot_wrench_input": "",
+                       "motor_pd": True, "imu_topic": "imu/data_raw", "foot_wrench_input": "", "hardware_bus_dir": "",
                        "transport_silent_timeout_s": 0.02}
 
 
+HIL_FILE = "hil.launch.xml"
+
+
 def test_every_shipped_launch_file_is_covered():
-    assert sorted(p.name for p in LAUNCH_DIR.glob("*.launch.xml")) == sorted([*EXPECTED_NODES, HARDWARE_FILE])
+    assert sorted(p.name for p in LAUNCH_DIR.glob("*.launch.xml")) == sorted([*EXPECTED_NODES, HARDWARE_FILE, HIL_FILE])
+
+
+def test_hil_file_runs_plant_rig_and_controller_on_the_wall_clock_through_one_pty_dir(stub_prefix):
+    """The sim in real time with the gantry only at start-up, the rig on its joint bus, the controller in hardware
+    mode (its overlays in order) opening the rig's adapters; one pty directory for both."""
+    interpreter = resolve(HIL_FILE)
+    by_node = {p.node_name: p for p in interpreter.processes}
+    assert sorted(by_node) == ["hil_emulator", "sim", "whole_body_controller"]
+    sim, rig, wbc = (parameters(by_node[n].cmd) for n in ("sim", "hil_emulator", "whole_body_controller"))
+    assert sim["mode"] == "realtime" and sim["use_sim_time"] is False and sim["harness_catches"] is False
+    assert sim["camera_enabled"] is False
+    assert rig["pty_dir"] == wbc["hardware_bus_dir"] and rig["pty_dir"].startswith("/tmp/optimus_hil/")
+    assert wbc["use_sim_time"] is False and wbc["hardware_config"] == rig["hardware_config"]
+    ros_args = by_node["whole_body_controller"].ros_args
+    files = [Path(ros_args[i + 1]).relative_to(CONFIG_DIR).as_posix() for i, a in enumerate(ros_args)
+             if a == "--params-file" and Path(ros_args[i + 1]).is_relative_to(CONFIG_DIR)]
+    assert files == ["whole_body_controller.yaml", "modes/realtime/whole_body_controller.yaml",
+                     "modes/hardware/whole_body_controller.yaml", "modes/hil/whole_body_controller.yaml"]
+    caught = {p.node_name: parameters(p.cmd) for p in resolve(HIL_FILE, gantry_catches="true").processes}
+    assert caught["sim"]["harness_catches"] is True
 
 
 def test_hardware_file_runs_the_controller_in_hardware_mode_on_the_wall_clock(stub_prefix):
@@ -150,7 +173,7 @@ def test_shipped_file_takes_overrides(name, stub_prefix):
     expected_values = {"scene": "/tmp/my_scene.yaml", "job": "stack_boxes", "seed": 42, "gui": True,
                        "mode": "realtime", "robot_config": "other.yaml", "bus_name": "bus2", "report_dir": "/tmp/reports",
                        "autostart": False, "exit_when_done": False, "camera_enabled": False,
-                       "retake_after_stale": False, "transport_silent_timeout_s": 0.02}
+                       "retake_after_stale": False, "transport_silent_timeout_s": 0.02, "harness_catches": True}
     for process in interpreter.processes:
         node = process.node_name
         assert process.namespace == "/robot1"

@@ -109,6 +109,8 @@ class WholeBodyControllerNodeSettings(WbcSettings):
     transport_silent_timeout_s: float = setting(0.02, "s", "realtime: no state from the robot side for this long "
                                                 "faults the loop (damping); a simulator's physics stands still while "
                                                 "it is silent, so sim.launch.xml allows 0.2 s")
+    stale_reference_timeout_s: float = setting(0.05, "s", "the 1 kHz loop damps when the references (or the base "
+                                               "state) are older than this: a stalled control update")
     retake_after_stale: bool = setting(False, "", "realtime: when late updates made the loop damp (stale "
                                        "references), restart balancing from the current state and hand over again "
                                        "once the updates keep time; only where something holds a damped robot (the "
@@ -122,6 +124,12 @@ class WholeBodyControllerNodeSettings(WbcSettings):
     # ---- hardware mode (mode: hardware) ----
     hardware_config: str = setting("hardware/optimus.yaml", "", "hardware: the hardware description (buses, motors, "
                                    "IMU mounting) under config/ or a path; its robot must be robot_config")
+    hardware_bus_dir: str = setting("", "", "hardware: \"\" = the description's bus urls; else every bus is the SLCAN "
+                                    "adapter at <dir>/<bus name> (a HIL rig's emulated adapters), waited for up to "
+                                    "connect_timeout_s")
+    missed_cycles_limit: int = setting(0, "", "hardware: 0 = each bus's fault_after_missed_cycles from the description; "
+                                       "> 0 overrides it on every bus (a HIL rig: the kernel's pty layer can hold "
+                                       "a burst for tens of ms on a loaded machine, a USB adapter does not)")
     autostart: bool = setting(False, "", "hardware: configure and activate (enable the motors) at start-up; false "
                               "waits for the lifecycle transitions (sim modes always start)")
     motor_pd: bool = setting(True, "", "hardware: the joint PD runs in the motors (the command carries tau_ff with "

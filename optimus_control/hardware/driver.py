@@ -46,14 +46,18 @@ class CanDriver:
     """Owns a CanTransport built from a hardware description; give ``transport`` to a ``Loop``."""
 
     def __init__(self, desc: HardwareDescription, robot, bus_urls: dict[str, str] | None = None,
-                 n_feet: int | None = None, bus_rates: dict[str, float] | None = None, log: bool = False):
+                 n_feet: int | None = None, bus_rates: dict[str, float] | None = None, log: bool = False,
+                 missed_cycles: int = 0):
         self.desc, self.robot = desc, robot
         self.bus_names = list(desc.buses)
         urls, rates = dict(bus_urls or {}), dict(bus_rates or {})
         for name in [*urls, *rates]:
             if name not in desc.buses:
                 raise HardwareError(f"no bus '{name}' in {desc.source}{suggest(name, desc.buses)}")
-        buses = [(urls.get(b.name, b.url), b.bitrate, rates.get(b.name, b.rate_hz), b.fault_after_missed_cycles)
+        if missed_cycles < 0:
+            raise HardwareError(f"missed_cycles must be >= 0 (0: each bus's own), got {missed_cycles}")
+        self.missed_cycles = {b.name: missed_cycles or b.fault_after_missed_cycles for b in desc.buses.values()}
+        buses = [(urls.get(b.name, b.url), b.bitrate, rates.get(b.name, b.rate_hz), self.missed_cycles[b.name])
                  for b in desc.buses.values()]
         nf = len(robot.config.feet) if n_feet is None else n_feet
         self.transport = _rtcore.CanTransport(buses, joint_tuples(desc, robot), nf, self.bus_names)
@@ -169,7 +173,7 @@ class CanDriver:
         where = f"bus '{self.bus_names[bus]}'" if 0 <= bus < len(self.bus_names) else "a bus"
         what = FAULT_NAMES[kind]
         if kind == 1 and 0 <= bus < len(self.bus_names):  # the limit is the faulting bus's own setting
-            what += f" for {self.desc.buses[self.bus_names[bus]].fault_after_missed_cycles} cycles"
+            what += f" for {self.missed_cycles[self.bus_names[bus]]} cycles"
         if joint >= 0:
             jh = self.desc.joints[self.joint_names[joint]]
             return f"{what}: joint '{self.joint_names[joint]}' (motor {jh.motor_id}) on {where}"

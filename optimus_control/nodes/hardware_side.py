@@ -7,7 +7,9 @@ this adapts them to the node's lifecycle transitions, subscriptions and /diagnos
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -15,7 +17,7 @@ from geometry_msgs.msg import WrenchStamped
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu
 
-from optimus_control.errors import ConfigError
+from optimus_control.errors import ConfigError, HardwareError
 from optimus_control.hardware import CanDriver, check_names, load_hardware
 from optimus_control.hardware.actuator_report import actuator_report
 from optimus_control.hardware.driver import PASSIVE
@@ -53,7 +55,17 @@ class HardwareSide:
     def configure(self):
         """Open every bus and read every motor with zero gains; returns the transport for the loop."""
         log = self.node.get_logger()
-        self.driver = CanDriver(self.desc, self.robot)
+        urls = {}
+        if self.p["hardware_bus_dir"]:  # a HIL rig: its emulated adapters, which may still be coming up
+            urls = {b: str(Path(self.p["hardware_bus_dir"]) / b) for b in self.desc.buses}
+            deadline = time.monotonic() + float(self.p["connect_timeout_s"])
+            while (missing := [u for u in urls.values() if not os.path.exists(u)]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if missing:
+                raise ConfigError(f"hardware_bus_dir: no adapter at {missing} after {self.p['connect_timeout_s']:g} s "
+                                  "(is the HIL emulator running on this joint bus?)")
+            urls = {b: f"slcan:{u}" for b, u in urls.items()}
+        self.driver = CanDriver(self.desc, self.robot, bus_urls=urls, missed_cycles=int(self.p["missed_cycles_limit"]))
         self.driver.open(rt_priority=int(self.p["bus_rt_priority"]))
         q, problems = self.driver.read_check()
         read = ", ".join(f"{name} {qi:+.3f}" for name, qi in zip(self.robot.joint_names, q))
@@ -69,7 +81,11 @@ class HardwareSide:
     def disable(self) -> None:
         if self.driver is not None and self.driver.transport.started and any(
                 m != PASSIVE for m in self.driver.transport.modes()):
-            self.driver.disable()
+            try:
+                self.driver.disable()
+            except HardwareError as exc:  # a bus gone (adapter unplugged): its motors' own timeouts take over
+                self.node.get_logger().error(f"not every motor left motor mode: {exc}; {self.driver.fault_message()}")
+                return
             self.node.get_logger().info("motors damped, then out of motor mode")
 
     def close(self) -> None:

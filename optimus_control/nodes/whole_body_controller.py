@@ -149,6 +149,7 @@ class WholeBodyControllerNode(LifecycleNode):
             # Hardware buses have their own clocks: the loop ticks at its own deadlines and never waits.
             config = LoopConfig.for_robot(self.robot, mode="realtime", trigger="clock", motor_pd=bool(p["motor_pd"]),
                                           sync_period_ticks=self.ticks_per_update, silent_ticks=silent_ticks,
+                                          stale_reference_timeout_s=float(p["stale_reference_timeout_s"]),
                                           cpu=p["cpu"] if p["cpu"] >= 0 else None)
         else:
             self.get_logger().info(f"connecting to joint bus '{p['bus_name']}' ({n} joints, {n_feet} feet)")
@@ -162,6 +163,7 @@ class WholeBodyControllerNode(LifecycleNode):
             # (the sim) has its own clock: in real time the loop ticks on its states.
             config = LoopConfig.for_robot(self.robot, mode=p["mode"], sync_period_ticks=self.ticks_per_update,
                                           trigger="state", silent_ticks=silent_ticks,
+                                          stale_reference_timeout_s=float(p["stale_reference_timeout_s"]),
                                           cpu=p["cpu"] if p["cpu"] >= 0 else None)
         try:
             self.loop = Loop(Dynamics.from_robot_model(self.robot), transport, config)

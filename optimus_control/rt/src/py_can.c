@@ -5,7 +5,7 @@
 #include "rt_loop.h"
 
 /* ---- codecs ------------------------------------------------------------------------------------------ */
-static int parse_range(PyObject *obj, int damiao, rt_mit_range *r) {
+int rtpy_parse_range(PyObject *obj, int damiao, rt_mit_range *r) {
     PyObject *seq = PySequence_Fast(obj, "range must be a sequence of 10 numbers "
                                          "(p_min, p_max, v_min, v_max, kp_min, kp_max, kd_min, kd_max, t_min, t_max)");
     if (!seq) return -1;
@@ -36,7 +36,7 @@ static PyObject *py_mit_pack(PyObject *m, PyObject *args) {
     rt_mit_cmd c;
     if (!PyArg_ParseTuple(args, "Oddddd:mit_pack", &range, &c.p, &c.v, &c.kp, &c.kd, &c.t)) return NULL;
     rt_mit_range r;
-    if (parse_range(range, 0, &r) < 0) return NULL;
+    if (rtpy_parse_range(range, 0, &r) < 0) return NULL;
     uint8_t out[8];
     const unsigned mask = rt_mit_pack(&r, &c, out);
     return Py_BuildValue("(y#I)", (const char *)out, (Py_ssize_t)8, mask);
@@ -50,7 +50,7 @@ static PyObject *py_mit_unpack(PyObject *m, PyObject *args) {
     rt_mit_range r;
     rt_mit_reply rep;
     PyObject *res = NULL;
-    if (parse_range(range, damiao, &r) < 0) goto done;
+    if (rtpy_parse_range(range, damiao, &r) < 0) goto done;
     if (rt_mit_unpack(&r, data.buf, (int)data.len, &rep) < 0) {
         PyErr_Format(rtpy_RealTimeError, "mit_unpack: a %s reply has %d bytes, got %zd", damiao ? "Damiao" : "MIT",
                      damiao ? 8 : 6, data.len);
@@ -255,7 +255,7 @@ static int can_init(TransportObject *self, PyObject *args, PyObject *kwds) {
         if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(js, j), "iiOpdddddd:joint", &J->bus, &J->motor_id, &range,
                               &damiao, &J->scale, &J->direction, &J->offset, &J->lower, &J->upper, &J->damping_kd))
             goto done;
-        if (parse_range(range, damiao, &J->range) < 0) goto done;
+        if (rtpy_parse_range(range, damiao, &J->range) < 0) goto done;
         J->joint = (int)j;
     }
     char err[256] = "";

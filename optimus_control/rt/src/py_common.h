@@ -32,5 +32,6 @@ int rtpy_init_loop(PyObject *module);
 int rtpy_init_tbuf(PyObject *module);
 int rtpy_init_bus(PyObject *module);
 int rtpy_init_can(PyObject *module);
+int rtpy_init_emu(PyObject *module);
 
 #endif

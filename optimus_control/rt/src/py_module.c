@@ -118,7 +118,8 @@ PyMODINIT_FUNC PyInit__rtcore(void) {
     Py_DECREF(np);
     if (!rtpy_np_empty) goto fail;
     if (rtpy_init_dynamics(m) < 0 || rtpy_init_loopback(m) < 0 || rtpy_init_shm(m) < 0 || rtpy_init_loop(m) < 0 ||
-        rtpy_init_tbuf(m) < 0 || rtpy_init_bus(m) < 0 || rtpy_init_can(m) < 0)
+        rtpy_init_tbuf(m) < 0 || rtpy_init_bus(m) < 0 || rtpy_init_can(m) < 0 ||
+        rtpy_init_emu(m) < 0)
         goto fail;
     return m;
 fail:

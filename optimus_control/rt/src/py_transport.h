@@ -23,6 +23,9 @@ typedef struct {
 
 extern PyTypeObject rtpy_LoopbackType, rtpy_ShmType, rtpy_CanType;
 
+/* A motor's ranges from (p_min, p_max, v_min, v_max, kp_min, kp_max, kd_min, kd_max, t_min, t_max). */
+int rtpy_parse_range(PyObject *obj, int damiao, rt_mit_range *r);
+
 /* An initialised loopback or an open shm transport (the Loop needs one). */
 static inline int rtpy_transport_open(const TransportObject *t) {
     if (Py_IS_TYPE((PyObject *)t, &rtpy_ShmType)) return t->shm != NULL;

@@ -1,0 +1,162 @@
+"""Hardware in the loop: the motors of a hardware description emulated in C on top of the simulated robot.
+
+``HilEmulator`` takes the controller side of the simulator's joint bus and serves one SLCAN pty per bus of
+the description (linked at ``<pty_dir>/<bus name>``), so the controller in hardware mode opens
+``slcan:<pty_dir>/<bus>`` exactly as it opens a USB adapter: nothing in it knows it is not on a robot.
+Each motor applies its own MIT law at every physics step (rt_emu.c); the mechanics (gear, direction, zero
+offset) are the description's, so a host calibration that disagrees with them shows as a wrong joint angle.
+
+Firmware command timeouts are emulator settings (real units keep theirs in flash): Damiao units damp after
+``DAMIAO_TIMEOUT_S`` without a command, MIT-firmware units go limp after ``MIT_TIMEOUT_S``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from optimus_control.errors import HardwareError, suggest
+from optimus_control.hardware.checks import joint_scale
+from optimus_control.hardware.description import HardwareDescription
+from optimus_control.model.settings_schema import setting
+from optimus_control.rt import _rtcore
+
+DAMIAO_TIMEOUT_S, DAMIAO_TIMEOUT_KD = 0.1, 1.0   # [s], [N m s/rad] motor side
+MIT_TIMEOUT_S, MIT_TIMEOUT_KD = 0.5, 0.0         # limp
+
+
+def default_pty_dir(bus_name: str) -> Path:
+    """Where a HIL rig on the joint bus ``bus_name`` links its adapters (one stack per bus name)."""
+    return Path(os.environ.get("TMPDIR", "/tmp")) / "optimus_hil" / bus_name
+
+
+def bus_paths(pty_dir: str | os.PathLike, desc: HardwareDescription) -> dict[str, str]:
+    """The path of each bus's emulated adapter: ``<pty_dir>/<bus name>``."""
+    return {name: str(Path(pty_dir) / name) for name in desc.buses}
+
+
+def motor_table(desc: HardwareDescription, robot) -> list[tuple]:
+    """The emulator's motor per joint (bus order): bus index, id, ranges, Damiao?, scale, direction, offset,
+    firmware timeout and its damping."""
+    bus_index = {name: i for i, name in enumerate(desc.buses)}
+    rows = []
+    for i, name in enumerate(robot.joint_names):
+        jh = desc.joints[name]
+        model = desc.models[jh.model]
+        prismatic = robot.model.joints[i + 2].shortname().replace("JointModel", "").startswith("P")
+        timeout_s, timeout_kd = (DAMIAO_TIMEOUT_S, DAMIAO_TIMEOUT_KD) if model.damiao else (MIT_TIMEOUT_S, MIT_TIMEOUT_KD)
+        rows.append((bus_index[jh.bus], jh.motor_id, model.range10(), model.damiao, joint_scale(jh.gear_ratio, prismatic),
+                     float(jh.direction), float(jh.zero_offset), timeout_s, timeout_kd))
+    return rows
+
+
+@dataclass(frozen=True)
+class PlantSample:
+    """One state of the simulated robot as the emulated motors and IMU saw it (robot IMU frame)."""
+
+    tick: int
+    time_s: float
+    q: np.ndarray                     # joint positions [rad | m]
+    v: np.ndarray
+    imu_angular_velocity: np.ndarray  # [rad/s]
+    imu_linear_acceleration: np.ndarray  # specific force [m/s²]
+    tau: np.ndarray                   # joint torques the motors produced [N m | N]
+
+
+class HilEmulator:
+    """The description's motors on the simulator's joint bus (``transport``: an open ShmTransport)."""
+
+    def __init__(self, desc: HardwareDescription, robot, transport, pty_dir: str | os.PathLike):
+        self.desc, self.robot = desc, robot
+        self.bus_names = list(desc.buses)
+        self.paths = bus_paths(pty_dir, desc)
+        Path(pty_dir).mkdir(parents=True, exist_ok=True)
+        self.core = _rtcore.MotorEmulator(transport, motor_table(desc, robot))
+        self._layout = _rtcore.bus_layout(robot.n_joints, transport.n_feet)
+
+    def start(self, rt_priority: int = 0) -> None:
+        self.core.start([self.paths[b] for b in self.bus_names], rt_priority=rt_priority)
+
+    def stop(self) -> None:
+        """Threads stopped, ptys closed and unlinked, the joint bus's controller side released."""
+        self.core.close()
+
+    def joint(self, name: str) -> int:
+        if name not in self.desc.joints:
+            raise HardwareError(f"no joint '{name}' in {self.desc.source}{suggest(name, self.robot.joint_names)}")
+        return self.robot.joint_index(name)
+
+    def bus(self, name: str) -> int:
+        if name not in self.desc.buses:
+            raise HardwareError(f"no bus '{name}' in {self.desc.source}{suggest(name, self.bus_names)}")
+        return self.bus_names.index(name)
+
+    # ---- fault injection ----------------------------------------------------------------------------------
+    def set_silent(self, joint: str, silent: bool = True) -> None:
+        self.core.set(self.joint(joint), "silent", int(silent))
+
+    def set_error(self, joint: str, code: int) -> None:
+        """A Damiao state code (>= 8: a fault) in the motor's replies; 0 clears it."""
+        self.core.set(self.joint(joint), "error", int(code))
+
+    def set_temperature(self, joint: str, mosfet_c: int, rotor_c: int | None = None) -> None:
+        self.core.set(self.joint(joint), "temperature", int(mosfet_c), int(mosfet_c if rotor_c is None else rotor_c))
+
+    def unplug(self, bus: str) -> None:
+        self.core.vanish(self.bus(bus))
+
+    def plug_in(self, bus: str) -> None:
+        self.core.reappear(self.bus(bus))
+
+    # ---- what the plant sees ------------------------------------------------------------------------------
+    def motor_status(self) -> dict[str, dict]:
+        return dict(zip(self.robot.joint_names, self.core.motor_status()))
+
+    def latest(self) -> PlantSample | None:
+        """The newest state the motors answered (what the plant's sensors read) and their torques; None before
+        the first."""
+        snap = self.core.snapshot()
+        if snap is None:
+            return None
+        tick, words, tau = snap
+        w = np.asarray(words)
+        lay = self._layout
+
+        def part(key: str, count: int) -> np.ndarray:
+            start = lay[key] - 1  # bus_layout counts the tick as word 0; the snapshot's words start at the time
+            return w[start:start + count]
+
+        n = len(tau)
+        return PlantSample(tick, float(part("word_time", 1)[0]), part("word_q", n), part("word_v", n),
+                           part("word_imu_angular_velocity", 3), part("word_imu_linear_acceleration", 3),
+                           np.asarray(tau))
+
+    def stats(self) -> dict:
+        return self.core.stats()
+
+
+# ---- the rig's node settings (config/hil_emulator.yaml) -------------------------------------------------------
+
+@dataclass
+class HilEmulatorSettings:
+    """The hil_emulator node: the description's motors on the sim's joint bus, the IMU as its driver publishes it."""
+
+    robot_config: str = setting("optimus.yaml", "", "config/<name> or a path: the robot facts")
+    hardware_config: str = setting("hardware/optimus.yaml", "", "the hardware description whose motors are emulated")
+    bus_name: str = setting("", "", "the sim's joint bus; \"\" = derived from the ROS domain and namespace, as the "
+                            "sim derives it")
+    pty_dir: str = setting("", "", "where the emulated adapters are linked (<dir>/<bus name>); \"\" = "
+                           "$TMPDIR/optimus_hil/<bus_name>; the controller's hardware_bus_dir must name it")
+    rt_priority: int = setting(70, "", "SCHED_FIFO priority of the emulator's threads where permitted (<= 0: do not "
+                               "ask); below the controller's bus threads, as motors answer within their own cycle")
+    imu_topic: str = setting("imu/data_raw", "", "sensor_msgs/Imu published as the IMU vendor's driver does "
+                             "(no orientation: orientation_covariance[0] = -1)")
+    imu_rate_hz: float = setting(200.0, "Hz", "IMU message rate (wall clock)")
+    imu_frame_id: str = setting("imu_link", "", "frame_id of the IMU messages (the sensor's own frame)")
+    imu_gyro_noise_radps: float = setting(0.002, "rad/s", "white noise (std) on each gyro axis")
+    imu_accel_noise_mps2: float = setting(0.02, "m/s²", "white noise (std) on each accelerometer axis")
+    connect_timeout_s: float = setting(30.0, "s", "wait this long for the sim's joint bus at start-up")
+    diagnostics_rate_hz: float = setting(1.0, "Hz", "/diagnostics")

@@ -173,20 +173,23 @@ def test_lifecycle_enable_refusal_imu_gain_ramp_faults_and_exit(rig, robot):
         "before the controller takes the robot every motor is damped (kp 0, kd > 0)"
 
     # ---- the IMU arrives: the controller takes the robot and the motor-side gains ramp in
-    imu.running.set()
-    _wait(lambda: _log_after(stack, mark, r"the loop takes the robot"), 30, "the hand-over", stack, emulator)
     knee, jh = "l_knee", desc.joints["l_knee"]
     scale = joint_scale(jh.gear_ratio, False)
     k = robot.joint_index(knee)
-    ramp = []
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 2.0:
+    imu.running.set()
+    ramp = []  # the knee motor's kp, sampled as fast as the emulator answers, from before the hand-over
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline and not _log_after(stack, mark, r"the loop takes the robot"):
         ramp.append(motors()[knee]["command"][2])
-        time.sleep(0.05)
+    assert time.monotonic() < deadline, f"no hand-over:\n{stack.output()[-4000:]}"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        ramp.append(motors()[knee]["command"][2])
     final_kp_joint = ramp[-1] * scale ** 2
-    assert 0.5 * robot.kp[k] < final_kp_joint <= 1.05 * robot.kp[k], (ramp, robot.kp[k])
+    assert 0.5 * robot.kp[k] < final_kp_joint <= 1.05 * robot.kp[k], (ramp[-1], robot.kp[k])
     rising = [kp for kp in ramp if 0.0 < kp]
-    assert rising and rising[0] < 0.7 * ramp[-1], f"kp must rise over gain_ramp_s, not step: {ramp}"
+    assert rising and rising[0] < 0.7 * ramp[-1], \
+        f"kp must rise over gain_ramp_s, not step: first values {rising[:6]}, final {ramp[-1]}"
     m = motors()
     for name, s in m.items():  # q_ref close to where each (held) joint stands, so the PD pulls nowhere far
         assert abs(s["command"][0] - s["position"]) < 0.1 * desc.joints[name].gear_ratio + 0.05, (name, s)

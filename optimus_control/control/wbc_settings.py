@@ -134,7 +134,7 @@ class WholeBodyControllerNodeSettings(WbcSettings):
                               "waits for the lifecycle transitions (sim modes always start)")
     motor_pd: bool = setting(True, "", "hardware: the joint PD runs in the motors (the command carries tau_ff with "
                              "q_ref, v_ref, kp, kd); false: torque mode (tau only)")
-    gain_ramp_s: float = setting(1.0, "s", "hardware: kp and kd rise from 0 (kd from the damping gain) to the "
+    gain_ramp_s: float = setting(0.2, "s", "hardware: kp and kd rise from 0 (kd from the damping gain) to the "
                                  "controller's over this time once the loop takes the robot")
     bus_rt_priority: int = setting(80, "", "hardware: SCHED_FIFO priority of the CAN bus threads (<= 0: do not ask)")
     imu_topic: str = setting("imu/data_raw", "", "hardware: sensor_msgs/Imu input from the IMU vendor's driver "

@@ -77,8 +77,10 @@ class HilEmulator:
         self.core = _rtcore.MotorEmulator(transport, motor_table(desc, robot))
         self._layout = _rtcore.bus_layout(robot.n_joints, transport.n_feet)
 
-    def start(self, rt_priority: int = 0) -> None:
-        self.core.start([self.paths[b] for b in self.bus_names], rt_priority=rt_priority)
+    def start(self, rt_priority: int = 0, first_state_timeout_s: float = 10.0) -> None:
+        """Once the sim has published a state (motors answer with their joint's state), the adapters appear."""
+        self.core.start([self.paths[b] for b in self.bus_names], rt_priority=rt_priority,
+                        first_state_timeout_s=first_state_timeout_s)
 
     def stop(self) -> None:
         """Threads stopped, ptys closed and unlinked, the joint bus's controller side released."""
@@ -110,6 +112,28 @@ class HilEmulator:
 
     def plug_in(self, bus: str) -> None:
         self.core.reappear(self.bus(bus))
+
+    def inject(self, command: str) -> str:
+        """One fault-injection command in words; returns what was done (HardwareError if not understood):
+        ``silent JOINT`` / ``resume JOINT``, ``error JOINT CODE`` (Damiao state code, 0 clears),
+        ``temperature JOINT MOSFET_C [ROTOR_C]``, ``unplug BUS`` / ``plug BUS``."""
+        words = command.split()
+        verb, args = (words[0], words[1:]) if words else ("", [])
+        try:
+            if verb in ("silent", "resume") and len(args) == 1:
+                self.set_silent(args[0], verb == "silent")
+            elif verb == "error" and len(args) == 2:
+                self.set_error(args[0], int(args[1], 0))
+            elif verb == "temperature" and len(args) in (2, 3):
+                self.set_temperature(args[0], *(int(a) for a in args[1:]))
+            elif verb in ("unplug", "plug") and len(args) == 1:
+                (self.unplug if verb == "unplug" else self.plug_in)(args[0])
+            else:
+                raise HardwareError(f"fault injection: cannot read '{command}'; one of: silent JOINT, resume JOINT, "
+                                    "error JOINT CODE, temperature JOINT MOSFET_C [ROTOR_C], unplug BUS, plug BUS")
+        except ValueError:
+            raise HardwareError(f"fault injection: '{command}': a number was expected") from None
+        return command
 
     # ---- what the plant sees ------------------------------------------------------------------------------
     def motor_status(self) -> dict[str, dict]:

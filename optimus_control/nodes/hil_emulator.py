@@ -4,7 +4,8 @@ Takes the controller side of the sim's joint bus (so the sim's plant is driven o
 and serves the hardware description's buses as SLCAN adapters on ptys (`optimus_control.hardware.hil`,
 frame handling and the motor law in C); the controller runs in hardware mode against them
 (``hardware_bus_dir``). Publishes the IMU as its vendor driver would (``imu_topic``, wall-clock stamps,
-noise from the parameters, no orientation) and the rig's counters on /diagnostics.
+noise from the parameters, no orientation) and the rig's counters on /diagnostics. Faults are injected at run
+time on ``~/inject`` (std_msgs/String, e.g. ``silent l_knee``, ``unplug arm_l``, ``imu stop``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu
+from std_msgs.msg import String
 
 from optimus_control.errors import OptimusError
 from optimus_control.hardware import check_names, load_hardware
@@ -44,18 +46,35 @@ class HilEmulatorNode(Node):
         self.get_logger().info(f"connecting to joint bus '{name}' ({n} joints) as the actuators")
         self.transport = connect_transport(name, n, n_feet, timeout_s=float(p["connect_timeout_s"]))
         self.emulator = HilEmulator(desc, self.robot, self.transport, pty_dir)
-        self.emulator.start(rt_priority=int(p["rt_priority"]))
+        self.emulator.start(rt_priority=int(p["rt_priority"]), first_state_timeout_s=float(p["connect_timeout_s"]))
         self.get_logger().info(f"{len(desc.joints)} motors on {len(desc.buses)} emulated SLCAN adapters in {pty_dir}")
         # samples in the robot's IMU frame -> the sensor's frame (its mounting in the description)
         self.sensor_from_imu = imu_mounting_rotation(self.robot, desc.imu, str(desc.source)).T
         self.rng = np.random.default_rng()
         self.pub_imu = self.create_publisher(Imu, p["imu_topic"], qos_profile_sensor_data)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(String, "~/inject", self._on_inject, 10)
         self.create_timer(1.0 / p["imu_rate_hz"], self._publish_imu)
         self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics)
         self._last_tick = -1
+        self._imu_on = True
+
+    def _on_inject(self, msg: String) -> None:
+        """Fault injection (see HilEmulator.inject); ``imu stop`` / ``imu start`` silence the IMU driver."""
+        command = msg.data.strip()
+        try:
+            if command in ("imu stop", "imu start"):
+                self._imu_on = command == "imu start"
+            else:
+                self.emulator.inject(command)
+        except OptimusError as exc:
+            self.get_logger().error(str(exc))
+            return
+        self.get_logger().warning(f"fault injected: {command}")
 
     def _publish_imu(self) -> None:
+        if not self._imu_on:
+            return
         sample = self.emulator.latest()
         if sample is None or sample.tick == self._last_tick:  # the sim is not stepping: no new sensor reading
             return

@@ -97,10 +97,13 @@ static int joint_arg(EmuObject *self, PyObject *obj, const char *fname) {
 }
 
 static PyObject *emu_start(EmuObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"paths", "rt_priority", NULL};
+    static char *kwlist[] = {"paths", "rt_priority", "first_state_timeout_s", NULL};
     PyObject *paths;
     int prio = 0;
-    if (need(self, 0) < 0 || !PyArg_ParseTupleAndKeywords(args, kwds, "O|i:start", kwlist, &paths, &prio)) return NULL;
+    double first_state_timeout_s = 10.0;
+    if (need(self, 0) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kwds, "O|id:start", kwlist, &paths, &prio, &first_state_timeout_s))
+        return NULL;
     if (self->started) Py_RETURN_NONE;
     const int nb = self->emu->n_buses;
     PyObject *seq = PySequence_Fast(paths, "paths must be a sequence of strings (one per bus)");
@@ -121,7 +124,7 @@ static PyObject *emu_start(EmuObject *self, PyObject *args, PyObject *kwds) {
     char err[256] = "";
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = rt_emu_start(self->emu, cpaths, prio, err, sizeof(err));
+    rc = rt_emu_start(self->emu, cpaths, prio, first_state_timeout_s, err, sizeof(err));
     Py_END_ALLOW_THREADS
     Py_DECREF(seq);
     if (rc < 0) {
@@ -273,7 +276,8 @@ static PyObject *emu_stats(EmuObject *self, PyObject *unused) {
 
 static PyMethodDef emu_methods[] = {
     {"start", (PyCFunction)(void (*)(void))emu_start, METH_VARARGS | METH_KEYWORDS,
-     "start(paths, rt_priority=0): one pty per bus, its slave linked at paths[b] ('' : none); threads started"},
+     "start(paths, rt_priority=0, first_state_timeout_s=10): waits for the robot side's first state, then one pty per "
+     "bus, its slave linked at paths[b] ('': none), threads started"},
     {"stop", (PyCFunction)emu_stop, METH_NOARGS, "stop(): threads joined, ptys closed, links removed"},
     {"close", (PyCFunction)emu_close, METH_NOARGS, "close(): stop, free, release the transport"},
     {"ttys", (PyCFunction)emu_ttys, METH_NOARGS, "ttys() -> the slave device of each bus's pty"},

@@ -376,10 +376,34 @@ fail:
     return NULL;
 }
 
-int rt_emu_start(rt_emu *e, const char *const *paths, int rt_priority, char *err, int errlen) {
+int rt_emu_start(rt_emu *e, const char *const *paths, int rt_priority, double first_state_timeout_s, char *err,
+                 int errlen) {
     atomic_store(&e->stop, 0);
     atomic_store(&e->rt_priority, rt_priority);
     e->t0_ns = now_ns();
+    /* No adapter before there is a robot: motors answer with their joint's state, and there is none yet. */
+    if (e->tr->wait_state(e->tr->ctx, -1, (int64_t)(first_state_timeout_s * 1e9), &e->stop) != 1) {
+        snprintf(err, (size_t)errlen, "no state from the robot side of the joint bus within %g s", first_state_timeout_s);
+        return -1;
+    }
+    {
+        int64_t t = -1;
+        if (e->tr->read_state(e->tr->ctx, &t, e->words) == 1) { /* the motors' first state, before any frame */
+            const int n = e->n_joints;
+            for (int b = 0; b < e->n_buses; ++b) {
+                rt_emu_bus *B = &e->buses[b];
+                double *st = rt_tbuf_back(&B->state_in);
+                for (int k = 0; k < B->n; ++k) {
+                    const rt_emu_motor_cfg *M = &e->motors[B->joints[k]];
+                    const double sc = M->direction * M->scale;
+                    st[RT_EMU_ST_WORDS * k] = sc * (e->words[rt_sw_q(n) + B->joints[k]] - M->offset);
+                    st[RT_EMU_ST_WORDS * k + 1] = sc * e->words[rt_sw_v(n) + B->joints[k]];
+                    st[RT_EMU_ST_WORDS * k + 2] = 0.0;
+                }
+                rt_tbuf_commit(&B->state_in);
+            }
+        }
+    }
     for (int b = 0; b < e->n_buses; ++b) {
         rt_emu_bus *B = &e->buses[b];
         snprintf(B->path, sizeof(B->path), "%s", paths && paths[b] ? paths[b] : "");

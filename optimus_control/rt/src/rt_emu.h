@@ -86,8 +86,10 @@ typedef struct rt_emu {
 
 rt_emu *rt_emu_create(rt_transport *tr, const rt_emu_motor_cfg *motors, int n_joints, int n_buses,
                       char *err, int errlen);
-/* Opens one pty per bus (its slave linked at paths[b]), starts the bus and plant threads. 0 or -1 + err. */
-int rt_emu_start(rt_emu *e, const char *const *paths, int rt_priority, char *err, int errlen);
+/* Waits for the robot side's first state (motors answer with their joint's state: none before it), then opens
+ * one pty per bus (its slave linked at paths[b]) and starts the bus and plant threads. 0 or -1 + err. */
+int rt_emu_start(rt_emu *e, const char *const *paths, int rt_priority, double first_state_timeout_s, char *err,
+                 int errlen);
 void rt_emu_stop(rt_emu *e);
 void rt_emu_free(rt_emu *e);
 /* The adapter of bus b is unplugged (pty closed, path removed) or plugged back in at the same path. */

@@ -1,0 +1,113 @@
+"""Hardware in the loop through launch/hil.launch.xml: the controller in hardware mode drives the simulated robot
+only through the emulated CAN motors (SLCAN ptys, MIT frames, the motors' own law), with the IMU from the rig's
+driver, all on the wall clock.
+
+One launch (gantry_catches:=true, so the fault at the end is caught), in stages: the controller takes the robot
+from the bring-up gantry; the robot stands 10 s on its motors (ground-truth base height and tilt, and the
+gantry never catches it); a hand goal is reached; a motor injected silent faults the loop, naming joint and bus
+at ERROR, the motors are damped and the gantry catches the robot.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pinocchio as pin
+import pytest
+from launch_fixtures.ros_stack import START_S, Probe, Stack
+
+pytestmark = [pytest.mark.launcher, pytest.mark.realtime]
+
+STAND_S = 10.0
+HEIGHT_TOLERANCE_M = 0.03
+TILT_LIMIT_DEG = 3.0
+REACH_TOLERANCE_M = 0.01
+
+
+def _tilt_deg(o) -> float:
+    return float(np.degrees(np.arccos(np.clip(1 - 2 * (o.x * o.x + o.y * o.y), -1.0, 1.0))))
+
+
+def _wait_log(stack: Stack, pattern: str, timeout_s: float, what: str, start: int = 0) -> re.Match:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        match = re.search(pattern, stack.output()[start:])
+        if match:
+            return match
+        if stack.proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"no {what} in the launch output:\n{stack.output()[-5000:]}")
+
+
+def test_hil_stands_reaches_and_a_silent_motor_is_a_named_fault(isolated, tmp_path, robot):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PoseStamped
+    from std_msgs.msg import String
+
+    stack = Stack.launch("hil.launch.xml", isolated, tmp_path / "launch.log", "gantry_catches:=true")
+    probe = Probe(isolated)
+    try:
+        pose = probe.latest(PoseStamped, "/sim/base_pose")
+        tasks = probe.latest(DiagnosticArray, "/whole_body_controller/task_status")
+        hand = robot.config.hands[0]
+        goal_pub = probe.node.create_publisher(PoseStamped, f"/whole_body_controller/{hand.name}_hand/goal", 10)
+        inject = probe.node.create_publisher(String, "/hil_emulator/inject", 10)
+
+        _wait_log(stack, r"the loop takes the robot", START_S, "hand-over to the controller")
+        _wait_log(stack, r"the controller controls the robot .*the support harness let go", 10, "the gantry letting go")
+        time.sleep(2.0)  # the gains ramp in (gain_ramp_s)
+        probe.wait(lambda: pose["msg"] is not None, 10, "/sim/base_pose", (stack,))
+        with probe.lock:
+            z0 = pose["msg"].pose.position.z
+        mark = len(stack.output())
+        heights, tilts = [], []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < STAND_S:
+            with probe.lock:
+                p = pose["msg"].pose
+            heights.append(p.position.z)
+            tilts.append(_tilt_deg(p.orientation))
+            time.sleep(0.1)
+        assert "nobody controls the robot" not in stack.output()[mark:], stack.output()[mark:][-3000:]
+        assert max(abs(h - z0) for h in heights) < HEIGHT_TOLERANCE_M, (z0, min(heights), max(heights))
+        assert max(tilts) < TILT_LIMIT_DEG, max(tilts)
+
+        # a hand goal 6 cm forward and 4 cm up from the start-up gripper pose, in base_link
+        q0 = robot.standing_configuration()
+        in_base = robot.frame_placement(q0, robot.config.base_frame).inverse() * robot.frame_placement(q0, hand.gripper_frame)
+        quat = pin.Quaternion(in_base.rotation).coeffs()
+        goal = PoseStamped()
+        goal.header.frame_id = robot.config.base_frame
+        goal.header.stamp = probe.node.get_clock().now().to_msg()
+        goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = (in_base.translation + [0.06, 0.0, 0.04]).tolist()
+        goal.pose.orientation.x, goal.pose.orientation.y, goal.pose.orientation.z, goal.pose.orientation.w = quat.tolist()
+        probe.wait(lambda: goal_pub.get_subscription_count() > 0, 30, "the goal subscription", (stack,))
+        goal_pub.publish(goal)
+        sent = time.monotonic()
+
+        def hand_status():
+            msg = tasks["msg"]
+            if msg is None or time.monotonic() - sent < 1.0:
+                return None
+            st = next((s for s in msg.status if s.name == f"hand_{hand.name}"), None)
+            return None if st is None else {kv.key: kv.value for kv in st.values}
+
+        probe.wait(lambda: (s := hand_status()) is not None and s["goal_reached"] == "true", 60, "the hand goal", (stack,))
+        with probe.lock:
+            s = hand_status()
+        assert float(s["position_error_m"]) <= REACH_TOLERANCE_M
+
+        # a motor falls silent: the loop faults naming it at ERROR; every motor is damped; the gantry catches
+        mark = len(stack.output())
+        probe.wait(lambda: inject.get_subscription_count() > 0, 10, "the rig's injection topic", (stack,))
+        inject.publish(String(data="silent l_knee"))
+        _wait_log(stack, r"\[ERROR\].*1 kHz loop FAULT.*l_knee.*leg_l_thigh", 10, "the loop fault naming joint and bus",
+                  mark)
+        _wait_log(stack, r"nobody controls the robot any more", 10, "the sim seeing the robot uncontrolled", mark)
+    finally:
+        probe.close()
+        code = stack.stop()
+    assert code == 0, stack.output()[-3000:]

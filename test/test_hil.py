@@ -5,7 +5,8 @@ driver, all on the wall clock.
 One launch (gantry_catches:=true, so the fault at the end is caught), in stages: the controller takes the robot
 from the bring-up gantry; the robot stands 10 s on its motors (ground-truth base height and tilt, and the
 gantry never catches it); a hand goal is reached; a motor injected silent faults the loop, naming joint and bus
-at ERROR, the motors are damped and the gantry catches the robot.
+at ERROR, the motors are damped and the gantry catches the robot; ~/reset is refused while the motor is silent
+and takes the robot back once it answers again.
 """
 
 from __future__ import annotations
@@ -107,6 +108,23 @@ def test_hil_stands_reaches_and_a_silent_motor_is_a_named_fault(isolated, tmp_pa
         _wait_log(stack, r"\[ERROR\].*1 kHz loop FAULT.*l_knee.*leg_l_thigh", 10, "the loop fault naming joint and bus",
                   mark)
         _wait_log(stack, r"nobody controls the robot any more", 10, "the sim seeing the robot uncontrolled", mark)
+
+        # recovery as the README's fault table says: the motor answers again, then ~/reset takes the robot back
+        from std_srvs.srv import Trigger
+
+        reset = probe.node.create_client(Trigger, "/whole_body_controller/reset")
+        assert reset.wait_for_service(timeout_sec=10)
+        refused = reset.call_async(Trigger.Request())
+        probe.wait(lambda: refused.done(), 10, "the ~/reset answer", (stack,))
+        assert not refused.result().success and "l_knee" in refused.result().message  # still silent: refused
+        mark = len(stack.output())
+        inject.publish(String(data="resume l_knee"))
+        time.sleep(0.5)
+        accepted = reset.call_async(Trigger.Request())
+        probe.wait(lambda: accepted.done(), 10, "the ~/reset answer", (stack,))
+        assert accepted.result().success, accepted.result().message
+        _wait_log(stack, r"1 kHz loop RUNNING", 10, "the loop running again", mark)
+        _wait_log(stack, r"the controller controls the robot", 10, "the controller taking the robot back", mark)
     finally:
         probe.close()
         code = stack.stop()

@@ -88,6 +88,13 @@ class HardwareSide:
                 return
             self.node.get_logger().info("motors damped, then out of motor mode")
 
+    def clear_fault(self) -> str:
+        """Clear a latched transport fault; '' when clear (or none), else what still causes it."""
+        if self.driver is None or not self.driver.transport.fault()[0]:
+            return ""
+        message = self.driver.fault_message()
+        return "" if self.driver.transport.clear_fault() else f"the actuator fault persists ({message})"
+
     def close(self) -> None:
         if self.driver is not None:
             self.driver.close()

@@ -308,6 +308,12 @@ class WholeBodyControllerNode(LifecycleNode):
         return res
 
     def _on_reset(self, _req, res):
+        if self.hw is not None:  # a latched actuator fault clears only once its cause is gone
+            problem = self.hw.clear_fault()
+            if problem:
+                res.success, res.message = False, f"reset refused: {problem}"
+                self.get_logger().error(res.message)
+                return res
         self.step.request_reset()
         res.success, res.message = True, "faults reset; balancing restarts from the current state"
         return res

@@ -382,12 +382,13 @@ int rt_emu_start(rt_emu *e, const char *const *paths, int rt_priority, double fi
     atomic_store(&e->rt_priority, rt_priority);
     e->t0_ns = now_ns();
     /* No adapter before there is a robot: motors answer with their joint's state, and there is none yet. */
-    if (e->tr->wait_state(e->tr->ctx, -1, (int64_t)(first_state_timeout_s * 1e9), &e->stop) != 1) {
+    /* a published state: tick >= 1 (a fresh joint bus holds tick 0, all zeros) */
+    if (e->tr->wait_state(e->tr->ctx, 0, (int64_t)(first_state_timeout_s * 1e9), &e->stop) != 1) {
         snprintf(err, (size_t)errlen, "no state from the robot side of the joint bus within %g s", first_state_timeout_s);
         return -1;
     }
     {
-        int64_t t = -1;
+        int64_t t = 0;
         if (e->tr->read_state(e->tr->ctx, &t, e->words) == 1) { /* the motors' first state, before any frame */
             const int n = e->n_joints;
             for (int b = 0; b < e->n_buses; ++b) {

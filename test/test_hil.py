@@ -6,7 +6,8 @@ One launch (gantry_catches:=true, so the fault at the end is caught), in stages:
 from the bring-up gantry; the robot stands 10 s on its motors (ground-truth base height and tilt, and the
 gantry never catches it); a hand goal is reached; a motor injected silent faults the loop, naming joint and bus
 at ERROR, the motors are damped and the gantry catches the robot; ~/reset is refused while the motor is silent
-and takes the robot back once it answers again.
+and takes the robot back once it answers again. Then, each followed by the same recovery: a motor reporting an
+error code, an adapter unplugged and plugged back in, the IMU driver stopping.
 """
 
 from __future__ import annotations
@@ -125,6 +126,34 @@ def test_hil_stands_reaches_and_a_silent_motor_is_a_named_fault(isolated, tmp_pa
         assert accepted.result().success, accepted.result().message
         _wait_log(stack, r"1 kHz loop RUNNING", 10, "the loop running again", mark)
         _wait_log(stack, r"the controller controls the robot", 10, "the controller taking the robot back", mark)
+
+        def fault_and_recover(inject_cmd: str, fault_pattern: str, undo_cmd: str) -> None:
+            """Inject, see the named fault at ERROR and the robot no longer controlled, undo, ~/reset, control again."""
+            time.sleep(1.0)
+            mark = len(stack.output())
+            inject.publish(String(data=inject_cmd))
+            _wait_log(stack, fault_pattern, 10, f"the fault after '{inject_cmd}'", mark)
+            _wait_log(stack, r"nobody controls the robot any more", 10, f"the robot uncontrolled after '{inject_cmd}'", mark)
+            inject.publish(String(data=undo_cmd))
+            time.sleep(0.5)
+            mark = len(stack.output())
+            deadline = time.monotonic() + 10.0
+            while True:  # the driver clears the fault once the cause is gone (a reconnect takes up to 100 ms)
+                answer = reset.call_async(Trigger.Request())
+                probe.wait(lambda a=answer: a.done(), 10, "the ~/reset answer", (stack,))
+                if answer.result().success or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            assert answer.result().success, answer.result().message
+            _wait_log(stack, r"the controller controls the robot", 15, f"control again after '{undo_cmd}'", mark)
+
+        # a motor reporting an error code (Damiao MOSFET over-temperature) names the code, the joint and the bus
+        fault_and_recover("error l_hip_pitch 0xB", r"\[ERROR\].*1 kHz loop FAULT.*motor error 0xB.*leg_l_thigh",
+                          "error l_hip_pitch 0")
+        # an adapter unplugged: fault naming the bus; plugged back in, the bus reconnects without replaying commands
+        fault_and_recover("unplug arm_l", r"\[ERROR\].*1 kHz loop FAULT.*adapter gone on bus 'arm_l'", "plug arm_l")
+        # the IMU driver stops: the controller damps, saying so
+        fault_and_recover("imu stop", r"\[ERROR\].*IMU silent for [0-9.]+ s on /imu/data_raw", "imu start")
     finally:
         probe.close()
         code = stack.stop()

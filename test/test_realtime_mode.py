@@ -2,8 +2,9 @@
 
 One launch, in stages: the controller takes the robot from the support harness; the robot stands 60 s
 (ground-truth base height and tilt), holds real time and reaches a hand goal; the controller is frozen
-for 0.3 s (SIGSTOP): its loop damps on stale references, the harness catches the robot and the controller
-takes it again; then the sim is frozen so the loop hears nothing: the loop fault is logged at ERROR at
+for 0.3 s (SIGSTOP): the sim reports it silent at ERROR, the harness catches the robot and the controller
+takes it again (its loop damping on stale references on the way, said at ERROR, unless its update thread
+resumed first); then the sim is frozen so the loop hears nothing: the loop fault is logged at ERROR at
 once, and when the sim resumes it reports that nobody controls the robot and its harness catches it.
 """
 
@@ -32,10 +33,10 @@ def _tilt_deg(o) -> float:
     return float(np.degrees(np.arccos(np.clip(1 - 2 * (o.x * o.x + o.y * o.y), -1.0, 1.0))))
 
 
-def _wait_log(stack: Stack, pattern: str, timeout_s: float, what: str) -> re.Match:
+def _wait_log(stack: Stack, pattern: str, timeout_s: float, what: str, start: int = 0) -> re.Match:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        match = re.search(pattern, stack.output())
+        match = re.search(pattern, stack.output()[start:])
         if match:
             return match
         if stack.proc.poll() is not None:
@@ -127,21 +128,22 @@ def test_real_time_stack_takes_over_stands_reaches_and_reports_a_loop_fault(isol
             reached = hand_status()
         assert float(reached["position_error_m"]) <= REACH_TOLERANCE_M, reached
 
-        # ---- late updates: the controller freezes for 0.3 s; its loop damps on stale references, the harness
-        # catches the robot, and the controller takes it again once its updates keep time (retake_after_stale)
+        # ---- late updates: the controller process freezes for 0.3 s. To the robot side a frozen controller is a
+        # silent one: the sim says so at ERROR and its harness holds the robot. The loop resumes with the references
+        # of before the freeze: stale in the states' time (damping said at ERROR, and the controller takes the
+        # robot again once its updates keep time: retake_after_stale), unless its update thread set new ones
+        # first (both threads resume at once). Either way the controller controls the robot again.
         wbc_pid = int(re.search(r"process started \[whole_body_controller\] with pid (\d+)", stack.output()).group(1))
-        taken_before = stack.output().count("the loop takes the robot")
+        mark = len(stack.output())
         os.kill(wbc_pid, signal.SIGSTOP)
         time.sleep(0.3)
         os.kill(wbc_pid, signal.SIGCONT)
-        _wait_log(stack, r"\[whole_body_controller\] \[ERROR\].*1 kHz loop DAMPING: references are", 10.0,
-                  "the stale-reference damping at ERROR")
-        _wait_log(stack, r"\[sim\] \[ERROR\].*nobody controls the robot any more.*harness holds it", 10.0,
-                  "the sim's report that the harness holds the robot")
-        deadline = time.monotonic() + 30.0
-        while stack.output().count("the loop takes the robot") == taken_before and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert stack.output().count("the loop takes the robot") > taken_before, stack.output()[-4000:]
+        found = _wait_log(stack, r"\[sim\] \[ERROR\].*nobody controls the robot any more.*harness holds it", 10.0,
+                          "the sim's report that the harness holds the robot", mark)
+        _wait_log(stack, r"\[sim\].*the controller controls the robot", 30.0, "the controller taking the robot again",
+                  mark + found.end())
+        damping = re.search(r"\[(\w+)\].*1 kHz loop DAMPING: references are", stack.output()[mark:])
+        assert damping is None or damping.group(1) == "ERROR", damping.group(0)
         time.sleep(3.0)
         with probe.lock:
             assert abs(pose["msg"].pose.position.z - z_handover) < HEIGHT_TOLERANCE_M, "not standing after the retake"

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 RT_SOURCES := $(wildcard optimus_control/rt/src/*.c optimus_control/rt/src/*.h)
 RT_STAMP := $(VENV)/.rt-stamp
 
-.PHONY: setup demo factory-demo pick-demo episodes test test-fast bench lint urdf clean
+.PHONY: setup demo factory-demo hil-demo pick-demo episodes test test-fast bench lint urdf clean
 
 setup: $(STAMP) $(RT_STAMP)
 
@@ -30,6 +30,13 @@ demo: setup
 	$(PY) -m optimus_control.apps.demo --mode $(MODE)
 
 factory-demo: demo
+
+# Hardware in the loop: the controller in hardware mode (CAN driver, SLCAN, MIT frames) drives the simulated
+# robot only through the rig's emulated motors, with perception and the planner running a pick-and-place job.
+HIL_SCENE ?= sorting_cell_two_boxes
+HIL_JOB ?= sort_two_boxes
+hil-demo: setup
+	$(PY) -m optimus_control.apps.demo --mode hil --scene $(HIL_SCENE) --job $(HIL_JOB)
 
 # One pick-and-place of a 1.5 kg box (balance, pick, lift, hold, put back), in process, lockstep sim.
 pick-demo: setup

@@ -142,7 +142,7 @@ def test_real_time_stack_takes_over_stands_reaches_and_reports_a_loop_fault(isol
                           "the sim's report that the harness holds the robot", mark)
         _wait_log(stack, r"\[sim\].*the controller controls the robot", 30.0, "the controller taking the robot again",
                   mark + found.end())
-        damping = re.search(r"\[(\w+)\].*1 kHz loop DAMPING: references are", stack.output()[mark:])
+        damping = re.search(r"\[whole_body_controller\] \[(\w+)\].*1 kHz loop DAMPING: references are", stack.output()[mark:])
         assert damping is None or damping.group(1) == "ERROR", damping.group(0)
         time.sleep(3.0)
         with probe.lock:

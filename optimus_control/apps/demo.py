@@ -267,7 +267,7 @@ class DemoMonitor:
 def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, domain_id: int,
              quiet: bool = False, namespace: str = "", robot_config: str = "optimus.yaml",
              mode: str = "lockstep") -> tuple[int, Path, dict]:
-    """Run one episode (the stack under ``namespace``, empty = the root) in ``mode`` (lockstep or realtime);
+    """Run one episode (the stack under ``namespace``, empty = the root) in ``mode`` (lockstep, realtime or hil);
     returns (exit status, run folder, summary).
 
     Raises ConfigError (before anything starts) when the robot, scene or job file is wrong.
@@ -279,10 +279,14 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
            "RMW_IMPLEMENTATION": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
            "ROS_LOG_DIR": str(folder / "ros_log")}
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION")})
-    cmd = [sys.executable, "-m", "optimus_control.launch.cli", str(share_dir() / "launch" / "factory_demo.launch.xml"),
-           f"robot_config:={robot_config}", f"job:={job}", f"scene:={scene}", f"seed:={seed}",
-           f"bus_name:=optimus_demo_{os.getpid()}", f"report_dir:={folder / 'planner'}", f"namespace:={namespace}",
-           f"mode:={mode}"]
+    common = [f"robot_config:={robot_config}", f"job:={job}", f"scene:={scene}", f"seed:={seed}",
+              f"report_dir:={folder / 'planner'}", f"namespace:={namespace}"]
+    if mode == "hil":  # the controller in hardware mode on the rig's emulated motors, all on the wall clock
+        cmd = [sys.executable, "-m", "optimus_control.launch.cli", str(share_dir() / "launch" / "hil.launch.xml"),
+               *common, "with_job:=true", "camera_enabled:=true"]
+    else:
+        cmd = [sys.executable, "-m", "optimus_control.launch.cli", str(share_dir() / "launch" / "factory_demo.launch.xml"),
+               *common, f"bus_name:=optimus_demo_{os.getpid()}", f"mode:={mode}"]
     print(f"factory demo: job '{job_spec.name}', scene '{inputs.scene.name}', seed {seed}, {mode}; ROS_DOMAIN_ID={domain_id}; "
           f"run folder {folder}")
     monitor = DemoMonitor(domain_id, robot, job_spec, namespace)
@@ -290,7 +294,7 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
     log_path = folder / "launch.log"
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    if mode == "realtime":  # this observer must not take CPU time from the stack it observes
+    if mode in ("realtime", "hil"):  # this observer must not take CPU time from the stack it observes
         use_idle_scheduling()
     sim_start = None
     watch = LaunchLogWatch(log_path)
@@ -379,9 +383,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=3600.0, help="wall-time limit [s]")
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", DEFAULT_DOMAIN_ID)))
     parser.add_argument("--namespace", default="", help="ROS namespace of the stack (empty: the root namespace)")
-    parser.add_argument("--mode", default="lockstep", choices=("lockstep", "realtime"),
+    parser.add_argument("--mode", default="lockstep", choices=("lockstep", "realtime", "hil"),
                         help="lockstep: the sim waits for the controller (deterministic); realtime: the sim runs on "
-                             "the wall clock, the controller keeps up (config/realtime/ overlays apply)")
+                             "the wall clock, the controller keeps up (config/realtime/ overlays apply); hil: the "
+                             "controller in hardware mode drives the rig's emulated CAN motors (launch/hil.launch.xml)")
     a = parser.parse_args(argv)
     with reported_as(prog):
         code, _, _ = run_demo(a.job, a.scene, a.seed, a.runs_dir, a.timeout, a.domain_id, namespace=a.namespace,

@@ -56,7 +56,6 @@ class HilEmulatorNode(Node):
         self.create_subscription(String, "~/inject", self._on_inject, 10)
         self.create_timer(1.0 / p["imu_rate_hz"], self._publish_imu)
         self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics)
-        self._last_tick = -1
         self._imu_on = True
 
     def _on_inject(self, msg: String) -> None:
@@ -75,10 +74,11 @@ class HilEmulatorNode(Node):
     def _publish_imu(self) -> None:
         if not self._imu_on:
             return
+        # An IMU samples the world at its own rate: while the sim's physics is held up (a loaded machine) it
+        # reads the same world again, as it would a robot standing still; it never stops publishing for it.
         sample = self.emulator.latest()
-        if sample is None or sample.tick == self._last_tick:  # the sim is not stepping: no new sensor reading
+        if sample is None:
             return
-        self._last_tick = sample.tick
         p = self.p
         gyro = self.sensor_from_imu @ sample.imu_angular_velocity + self.rng.normal(0.0, p["imu_gyro_noise_radps"], 3)
         accel = self.sensor_from_imu @ sample.imu_linear_acceleration + self.rng.normal(0.0, p["imu_accel_noise_mps2"], 3)

@@ -52,9 +52,8 @@ class Stack(LaunchedStack):
     """optimus-launch sim.launch.xml on its own domain and session (optimus_control.launch.isolation)."""
 
     @classmethod
-    def sim(cls, domain_id: int, workdir: Path, *arguments: str) -> Stack:
-        return cls.launch(share_dir() / "launch" / "sim.launch.xml", domain_id, workdir / "launch.log", *arguments,
-                          cwd=REPO)
+    def sim(cls, domain_id: int, workdir: Path, *arguments: str, file: str = "sim.launch.xml") -> Stack:
+        return cls.launch(share_dir() / "launch" / file, domain_id, workdir / "launch.log", *arguments, cwd=REPO)
 
     def check_alive(self, what: str) -> None:
         if self.proc.poll() is not None:
@@ -87,6 +86,7 @@ class Probe:
         self.node = rclpy.create_node("bench_realtime_probe", namespace="/bench", context=self.context)
         self.lock = threading.Lock()
         self.diag: dict[str, str] | None = None   # values of the controller's status in the last message
+        self.actuators: dict[str, str] = {}       # hardware mode: values of its actuators' status (per-bus counters)
         self.diag_n = 0
         self.rtf: list[tuple[float, float]] = []  # (monotonic receipt time, factor)
         self.clock: list[tuple[float, float]] = []  # (monotonic receipt time, sim time [s]), 50 Hz of sim time
@@ -111,6 +111,9 @@ class Probe:
                 with self.lock:
                     self.diag = {kv.key: kv.value for kv in status.values}
                     self.diag_n += 1
+            elif status.name == f"{CONTROLLER}: actuators":
+                with self.lock:
+                    self.actuators = {kv.key: kv.value for kv in status.values}
 
     def _on_rtf(self, msg) -> None:
         with self.lock:
@@ -135,13 +138,13 @@ class Probe:
             time.sleep(0.02)
         raise RuntimeError(f"timed out waiting for {what}:\n{stack.output()[-4000:]}")
 
-    def wait_topics(self, stack: Stack, timeout_s: float = DIAG_TIMEOUT_S) -> None:
-        """Until /clock and /sim/real_time_factor have both come (discovery on a loaded machine can match
-        them seconds after /diagnostics)."""
+    def wait_topics(self, stack: Stack, timeout_s: float = DIAG_TIMEOUT_S, clock: bool = True) -> None:
+        """Until /clock (unless not used) and /sim/real_time_factor have both come (discovery on a loaded machine
+        can match them seconds after /diagnostics)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self.lock:
-                if self.clock and self.rtf:
+                if (self.clock or not clock) and self.rtf:
                     return
             stack.check_alive("waiting for /clock and /sim/real_time_factor")
             time.sleep(0.05)
@@ -186,6 +189,8 @@ def cpu_snapshot(pids: dict[str, int]) -> dict[str, dict[int, int]]:
     """{group: {pid: ticks}} for the sim, the sim's child processes (render) and the controller."""
     groups = {"sim": [pids["sim"]], "sim children (render)": descendants(pids["sim"]),
               "controller": [pids["whole_body_controller"], *descendants(pids["whole_body_controller"])]}
+    if "hil_emulator" in pids:
+        groups["rig (hil_emulator)"] = [pids["hil_emulator"]]
     return {g: {p: t for p in ps if (t := cpu_ticks(p)) is not None} for g, ps in groups.items()}
 
 
@@ -206,15 +211,34 @@ def _num(values: dict[str, str], key: str) -> float | None:
         return None
 
 
+BUS_FIGURES = re.compile(r"cycles (\d+), missing (\d+), late (\d+), reconnects (\d+), round trip p99 (\d+) us, "
+                         r"max (\d+) us")
+
+
+def bus_figures(actuators: dict[str, str]) -> dict[str, tuple[int, ...]]:
+    """bus -> (cycles, missing, late, reconnects, round trip p99 [us], max [us]) from the actuators' status."""
+    out = {}
+    for key, value in actuators.items():
+        if key.startswith("bus ") and (m := BUS_FIGURES.search(value)):
+            out[key[4:]] = tuple(int(g) for g in m.groups())
+    return out
+
+
 def run(mode: str, camera: bool, seconds: float, domain_id: int, workdir: Path) -> dict:
+    """One run: mode realtime or lockstep (sim.launch.xml) or hil (hil.launch.xml: the controller in hardware
+    mode on the rig's emulated CAN motors, on the wall clock)."""
     workdir.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
     launched = time.monotonic()
-    stack = Stack.sim(domain_id, workdir, f"mode:={mode}", f"camera_enabled:={'true' if camera else 'false'}")
+    camera_arg = f"camera_enabled:={'true' if camera else 'false'}"
+    if mode == "hil":
+        stack = Stack.sim(domain_id, workdir, camera_arg, file="hil.launch.xml")
+    else:
+        stack = Stack.sim(domain_id, workdir, f"mode:={mode}", camera_arg)
     probe = None
     try:
         probe = Probe(domain_id)
-        if mode == "realtime":
+        if mode in ("realtime", "hil"):
             stack.wait_log(r"\[whole_body_controller\].*the loop takes the robot", START_S, "the hand-over")
         else:
             probe.next_diag(stack, "controller_state running", lambda d: d.get("controller_state") == "running")
@@ -224,9 +248,11 @@ def run(mode: str, camera: bool, seconds: float, domain_id: int, workdir: Path) 
         if missing:
             raise RuntimeError(f"no pid for {sorted(missing)} in the launch output:\n{stack.output()[-3000:]}")
 
-        probe.wait_topics(stack)
+        probe.wait_topics(stack, clock=mode != "hil")  # HIL runs on the wall clock: nothing uses /clock
         # window start: at a fresh /diagnostics message (its counters), CPU times read at once
         d0 = probe.next_diag(stack, "the first /diagnostics of the window")
+        with probe.lock:
+            buses0 = bus_figures(probe.actuators)
         t0 = time.monotonic()
         cpu0 = cpu_snapshot(pids)
         log0 = len(stack.output().splitlines())
@@ -235,6 +261,8 @@ def run(mode: str, camera: bool, seconds: float, domain_id: int, workdir: Path) 
             time.sleep(0.2)
         d1 = probe.next_diag(stack, "the last /diagnostics of the window")
         t1 = time.monotonic()
+        with probe.lock:
+            buses1 = bus_figures(probe.actuators)
         cpu1 = cpu_snapshot(pids)
         log = stack.output().splitlines()[log0:]  # the window's lines (stopping makes the nodes complain)
         with probe.lock:
@@ -269,7 +297,12 @@ def run(mode: str, camera: bool, seconds: float, domain_id: int, workdir: Path) 
         "sim_time_per_wall_time_clock": sim_wall,
         "cpu_pct_of_one_core": {**cpu, "total": sum(cpu.values())},
     }
-    if mode == "realtime":
+    if buses1:  # HIL: per bus over the window (counters) and since the start (round trip percentiles)
+        result["buses"] = {
+            b: {"cycles": c1[0] - buses0.get(b, c1)[0], "missing": c1[1] - buses0.get(b, c1)[1],
+                "late": c1[2] - buses0.get(b, c1)[2], "reconnects": c1[3] - buses0.get(b, c1)[3],
+                "round_trip_p99_us": c1[4], "round_trip_max_us": c1[5]} for b, c1 in buses1.items()}
+    if mode in ("realtime", "hil"):
         result["real_time_held"] = bool(rtf) and min(rtf) >= RTF_GOAL and result["loop_deadline_misses_pct"] is not None \
             and result["loop_deadline_misses_pct"] <= MISSES_GOAL_PCT
     return result
@@ -302,6 +335,7 @@ ROWS = (  # label, figure of one run
     ("CPU sim [% of one core]", lambda r: _fmt(r["cpu_pct_of_one_core"]["sim"], ".1f")),
     ("CPU sim render process [%]", lambda r: _fmt(r["cpu_pct_of_one_core"]["sim children (render)"], ".1f")),
     ("CPU controller [%]", lambda r: _fmt(r["cpu_pct_of_one_core"]["controller"], ".1f")),
+    ("CPU HIL rig [%]", lambda r: _fmt(r["cpu_pct_of_one_core"].get("rig (hil_emulator)"), ".1f")),
     ("CPU total [%]", lambda r: _fmt(r["cpu_pct_of_one_core"]["total"], ".1f")),
     ("controller / loop state at end", lambda r: f"{r['controller_state_at_end']}/{r['loop_state_at_end']}"),
     ("WARN / ERROR log lines in the window", lambda r: f"{r['window_log_warn_lines']} / {r['window_log_error_lines']}"),

@@ -21,14 +21,17 @@ from launch_fixtures.ros_stack import START_S, Probe, Stack
 
 pytestmark = [pytest.mark.launcher, pytest.mark.realtime]
 
-# Measured on the 2-core machine (2 runs): settled 0.014-0.021 rad RMS, gripper 4.7-6.6 mm, CoM 4.9-6.2 mm;
-# after the reach 0.011-0.014 rad, 4.1-4.9 mm, 1.6-4.8 mm; the arms differ most (elbows, wrists: up to 0.04 rad).
-# The robot is redundant: its weak null-space posture task leaves the arms where the hand-over transient put them
-# (the HIL controller ramps its gains in at the hand-over, the shm one does not), and the gripper holds the pose
-# it had when balancing started. Bounds: about 1.5x the measured worst.
+# Measured on the 2-core machine (3 runs, one inside make test): settled 0.014-0.021 rad RMS, gripper 5-11 mm,
+# CoM 5-13 mm; after the reach 0.011-0.017 rad, 4-19 mm, 2-14 mm; the arms differ most (wrists, elbows,
+# shoulder yaw: up to 0.05 rad). Why: the robot is redundant and its weak null-space posture task leaves the arms
+# where the hand-over transient put them (the HIL controller ramps its gains in at the hand-over, the shm one does
+# not); world positions also inherit the two estimators' differences (HIL: the IMU through the attitude filter,
+# contacts from the plan, quantised encoders; shm: the sim's IMU orientation and foot force sensors), and both
+# runs are real time. So the bounds guard against gross errors (a wrong gear, sign or offset moves a joint by
+# tenths of a radian; a robot that falls fails at once): about 1.5x the measured worst.
 JOINT_RMS_RAD = 0.03
-HAND_M = 0.01
-COM_M = 0.01
+HAND_M = 0.03
+COM_M = 0.02
 
 
 def _wait_log(stack: Stack, pattern: str, timeout_s: float, what: str) -> None:

@@ -289,7 +289,9 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
                *common, f"bus_name:=optimus_demo_{os.getpid()}", f"mode:={mode}"]
     print(f"factory demo: job '{job_spec.name}', scene '{inputs.scene.name}', seed {seed}, {mode}; ROS_DOMAIN_ID={domain_id}; "
           f"run folder {folder}")
-    monitor = DemoMonitor(domain_id, robot, job_spec, namespace)
+    # HIL runs on the wall clock; the sim's own clock (sim time, for wall/sim) is remapped to sim/clock there
+    clock_topic = "sim/clock" if mode == "hil" else "/clock"  # relative: the monitor lives in the stack's namespace
+    monitor = DemoMonitor(domain_id, robot, job_spec, namespace, clock_topic=clock_topic)
     wall0 = time.monotonic()
     log_path = folder / "launch.log"
     log = open(log_path, "w")

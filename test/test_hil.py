@@ -158,3 +158,30 @@ def test_hil_stands_reaches_and_a_silent_motor_is_a_named_fault(isolated, tmp_pa
         probe.close()
         code = stack.stop()
     assert code == 0, stack.output()[-3000:]
+
+
+def test_a_killed_rig_is_an_adapter_fault_and_the_launch_ends_without_a_hang(isolated, tmp_path):
+    """kill -9 of the emulator process: every adapter goes at once (as the robot's CAN adapters would with their
+    power). The controller faults naming it and damps; the launch, whose rig has on_exit="shutdown", ends and
+    every process exits."""
+    import os
+    import signal
+
+    stack = Stack.launch("hil.launch.xml", isolated, tmp_path / "launch.log", "gantry_catches:=true")
+    try:
+        _wait_log(stack, r"the loop takes the robot", START_S, "hand-over to the controller")
+        time.sleep(1.0)
+        rig_pid = stack.child_pids()["hil_emulator"]
+        mark = len(stack.output())
+        os.kill(rig_pid, signal.SIGKILL)
+        _wait_log(stack, r"\[ERROR\].*1 kHz loop FAULT.*adapter gone", 10, "the adapter fault at ERROR", mark)
+        deadline = time.monotonic() + 40.0
+        while stack.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stack.proc.poll() is not None, "the launch did not end after its rig died"
+        out = stack.output()[mark:]
+        assert "Traceback" not in out, out[-3000:]
+        for node in ("sim", "whole_body_controller"):
+            assert re.search(rf"process \[{node}\] has finished", out), out[-3000:]
+    finally:
+        stack.stop()

@@ -180,3 +180,62 @@ def test_motor_table_follows_the_description(robot):
     jh = desc.joints["r_finger_right"]
     assert (list(desc.buses)[bus], mid, direction, offset) == (jh.bus, jh.motor_id, jh.direction, jh.zero_offset)
     assert scale == pytest.approx(1 / jh.gear_ratio) and not damiao and timeout_s > 0
+
+
+def _driver(desc, robot, emulator, rate_hz: float = 200.0, missed: int = 0) -> CanDriver:
+    driver = CanDriver(desc, robot, bus_urls={b: f"slcan:{p}" for b, p in emulator.paths.items()},
+                       bus_rates={b: rate_hz for b in desc.buses}, missed_cycles=missed)
+    driver.open(open_timeout_s=2.0)
+    return driver
+
+
+def test_replies_dropped_or_garbled_on_the_wire_are_missing_to_the_host_never_misread(rig, robot):
+    desc, side, emulator = rig
+    emulator.inject("drop leg_l_hip 0.3")
+    emulator.inject("corrupt arm_r 0.3")
+    driver = _driver(desc, robot, emulator, missed=1000)  # the subject here is the counting, not the fault
+    try:
+        driver.wait_cycles(100, timeout_s=10.0)
+        stats = dict(zip(driver.bus_names, driver.transport.bus_stats()))
+        rig_stats = dict(zip(emulator.bus_names, emulator.stats()["buses"]))
+        hip, arm = stats["leg_l_hip"], stats["arm_r"]
+        assert rig_stats["leg_l_hip"]["dropped"] > 0 and hip["missing"] >= rig_stats["leg_l_hip"]["dropped"] // 2
+        assert 0.15 < hip["missing"] / (2 * hip["cycles"]) < 0.45, hip      # 2 motors, 30 % of replies lost
+        assert rig_stats["arm_r"]["corrupted"] > 0 and arm["missing"] > 0
+        assert stats["leg_r_hip"]["missing"] <= 2                           # the other buses untouched
+        q = np.asarray(driver.transport.monitor()[0])
+        assert np.allclose(q, side.q, atol=2e-3), "a garbled line must be dropped, not read as a state"
+    finally:
+        driver.close()
+
+
+def test_a_cut_bus_is_every_motor_on_it_silent(rig, robot):
+    desc, side, emulator = rig
+    emulator.inject("cut torso")
+    driver = _driver(desc, robot, emulator)
+    try:
+        _, problems = driver.read_check()
+        torso = [n for n, jh in desc.joints.items() if jh.bus == "torso"]
+        assert sorted(p.split("'")[1] for p in problems) == sorted(torso), problems
+        emulator.inject("mend torso")
+        assert not driver.read_check()[1]
+    finally:
+        driver.close()
+
+
+def test_the_wire_delays_the_answers_by_their_frame_time_and_latency(rig, robot):
+    desc, side, emulator = rig
+    driver = _driver(desc, robot, emulator, rate_hz=100.0)
+    try:
+        driver.wait_cycles(50, timeout_s=10.0)
+        base = dict(zip(driver.bus_names, driver.transport.bus_stats()))["torso"]["rtt_p50_us"]
+        emulator.inject("latency torso 3000")
+        driver.close()
+        driver = _driver(desc, robot, emulator, rate_hz=100.0)  # fresh round-trip histograms
+        driver.wait_cycles(50, timeout_s=10.0)
+        delayed = dict(zip(driver.bus_names, driver.transport.bus_stats()))["torso"]
+        assert delayed["rtt_p50_us"] >= base + 2500, (base, delayed["rtt_p50_us"])
+        # 4 motors: 8 frames of 135 bits at 1 Mbit/s = 1.08 ms on the wire before any latency
+        assert base >= 1000, base
+    finally:
+        driver.close()

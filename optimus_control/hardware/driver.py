@@ -135,12 +135,18 @@ class CanDriver:
         self.transport.set_mode(EXITING)
         self._wait_modes(PASSIVE, timeout_s)
 
-    def close(self) -> None:
+    def close(self) -> str:
+        """Disable, then stop the bus threads whatever happened; returns '' or why not every motor could be taken
+        out of motor mode (an adapter gone: its motors' own command timeouts take over)."""
+        problem = ""
         if self.transport.started:
             try:
                 self.disable()
+            except HardwareError as exc:
+                problem = str(exc)
             finally:
                 self.transport.stop()
+        return problem
 
     def __enter__(self) -> CanDriver:
         return self

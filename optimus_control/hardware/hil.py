@@ -69,13 +69,17 @@ class PlantSample:
 class HilEmulator:
     """The description's motors on the simulator's joint bus (``transport``: an open ShmTransport)."""
 
-    def __init__(self, desc: HardwareDescription, robot, transport, pty_dir: str | os.PathLike):
+    def __init__(self, desc: HardwareDescription, robot, transport, pty_dir: str | os.PathLike, wire: bool = True,
+                 latency_us: int = 0, jitter_us: int = 0):
         self.desc, self.robot = desc, robot
         self.bus_names = list(desc.buses)
         self.paths = bus_paths(pty_dir, desc)
         Path(pty_dir).mkdir(parents=True, exist_ok=True)
         self.core = _rtcore.MotorEmulator(transport, motor_table(desc, robot))
         self._layout = _rtcore.bus_layout(robot.n_joints, transport.n_feet)
+        for k, bus in enumerate(desc.buses.values()):  # each burst's answers wait for its frames' time on the wire
+            self.core.set_wire(k, bus.bitrate if wire else 0, int(latency_us), int(jitter_us))
+        self._faults = {b: [0, 0, False] for b in self.bus_names}  # drop ppm, corrupt ppm, silent
 
     def start(self, rt_priority: int = 0, first_state_timeout_s: float = 10.0) -> None:
         """Once the sim has published a state (motors answer with their joint's state), the adapters appear."""
@@ -107,6 +111,23 @@ class HilEmulator:
     def set_temperature(self, joint: str, mosfet_c: int, rotor_c: int | None = None) -> None:
         self.core.set(self.joint(joint), "temperature", int(mosfet_c), int(mosfet_c if rotor_c is None else rotor_c))
 
+    def set_bus_faults(self, bus: str, drop: float | None = None, corrupt: float | None = None,
+                       silent: bool | None = None) -> None:
+        """Replies lost (``drop``) or garbled (``corrupt``) on the wire as a fraction in [0, 1]; the whole bus silent."""
+        f = self._faults[self.bus_names[self.bus(bus)]]
+        for i, value in ((0, drop), (1, corrupt)):
+            if value is not None:
+                if not 0.0 <= value <= 1.0:
+                    raise HardwareError(f"fault injection: a fraction in [0, 1] is needed, got {value}")
+                f[i] = int(round(value * 1e6))
+        if silent is not None:
+            f[2] = bool(silent)
+        self.core.set_bus_faults(self.bus(bus), f[0], f[1], f[2])
+
+    def set_wire(self, bus: str, latency_us: int, jitter_us: int = 0) -> None:
+        k = self.bus(bus)
+        self.core.set_wire(k, self.desc.buses[self.bus_names[k]].bitrate, int(latency_us), int(jitter_us))
+
     def unplug(self, bus: str) -> None:
         self.core.vanish(self.bus(bus))
 
@@ -116,7 +137,8 @@ class HilEmulator:
     def inject(self, command: str) -> str:
         """One fault-injection command in words; returns what was done (HardwareError if not understood):
         ``silent JOINT`` / ``resume JOINT``, ``error JOINT CODE`` (Damiao state code, 0 clears),
-        ``temperature JOINT MOSFET_C [ROTOR_C]``, ``unplug BUS`` / ``plug BUS``."""
+        ``temperature JOINT MOSFET_C [ROTOR_C]``, ``unplug BUS`` / ``plug BUS``, ``drop BUS FRACTION``,
+        ``corrupt BUS FRACTION``, ``cut BUS`` / ``mend BUS`` (the whole bus silent), ``latency BUS US [JITTER_US]``."""
         words = command.split()
         verb, args = (words[0], words[1:]) if words else ("", [])
         try:
@@ -128,9 +150,17 @@ class HilEmulator:
                 self.set_temperature(args[0], *(int(a) for a in args[1:]))
             elif verb in ("unplug", "plug") and len(args) == 1:
                 (self.unplug if verb == "unplug" else self.plug_in)(args[0])
+            elif verb in ("drop", "corrupt") and len(args) == 2:
+                self.set_bus_faults(args[0], **{verb: float(args[1])})
+            elif verb in ("cut", "mend") and len(args) == 1:
+                self.set_bus_faults(args[0], silent=verb == "cut")
+            elif verb == "latency" and len(args) in (2, 3):
+                self.set_wire(args[0], *(int(a) for a in args[1:]))
             else:
                 raise HardwareError(f"fault injection: cannot read '{command}'; one of: silent JOINT, resume JOINT, "
-                                    "error JOINT CODE, temperature JOINT MOSFET_C [ROTOR_C], unplug BUS, plug BUS")
+                                    "error JOINT CODE, temperature JOINT MOSFET_C [ROTOR_C], unplug BUS, plug BUS, "
+                                    "drop BUS FRACTION, corrupt BUS FRACTION, cut BUS, mend BUS, "
+                                    "latency BUS US [JITTER_US]")
         except ValueError:
             raise HardwareError(f"fault injection: '{command}': a number was expected") from None
         return command
@@ -176,6 +206,10 @@ class HilEmulatorSettings:
                            "$TMPDIR/optimus_hil/<bus_name>; the controller's hardware_bus_dir must name it")
     rt_priority: int = setting(70, "", "SCHED_FIFO priority of the emulator's threads where permitted (<= 0: do not "
                                "ask); below the controller's bus threads, as motors answer within their own cycle")
+    wire_model: bool = setting(True, "", "each burst's answers wait for its frames' worst-case time on the wire at the "
+                               "bus's bitrate (135 bits per 8-byte frame)")
+    wire_latency_us: int = setting(0, "us", "added to every burst's answers on every bus (an adapter's USB latency)")
+    wire_jitter_us: int = setting(0, "us", "uniform random 0..this on top of the latency")
     imu_topic: str = setting("imu/data_raw", "", "sensor_msgs/Imu published as the IMU vendor's driver does "
                              "(no orientation: orientation_covariance[0] = -1)")
     imu_rate_hz: float = setting(200.0, "Hz", "IMU message rate (wall clock)")

@@ -97,7 +97,9 @@ class HardwareSide:
 
     def close(self) -> None:
         if self.driver is not None:
-            self.driver.close()
+            problem = self.driver.close()
+            if problem:
+                self.node.get_logger().error(f"closing the buses: {problem}")
             self.driver = None
 
     # ---- sensors --------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ class HilEmulatorNode(Node):
         n, n_feet = self.robot.n_joints, len(self.robot.config.feet)
         self.get_logger().info(f"connecting to joint bus '{name}' ({n} joints) as the actuators")
         self.transport = connect_transport(name, n, n_feet, timeout_s=float(p["connect_timeout_s"]))
-        self.emulator = HilEmulator(desc, self.robot, self.transport, pty_dir)
+        self.emulator = HilEmulator(desc, self.robot, self.transport, pty_dir, wire=bool(p["wire_model"]),
+                                    latency_us=int(p["wire_latency_us"]), jitter_us=int(p["wire_jitter_us"]))
         self.emulator.start(rt_priority=int(p["rt_priority"]), first_state_timeout_s=float(p["connect_timeout_s"]))
         self.get_logger().info(f"{len(desc.joints)} motors on {len(desc.buses)} emulated SLCAN adapters in {pty_dir}")
         # samples in the robot's IMU frame -> the sensor's frame (its mounting in the description)

@@ -215,6 +215,33 @@ static PyObject *emu_set(EmuObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *emu_set_wire(EmuObject *self, PyObject *args) {
+    int b, latency_us = 0, jitter_us = 0;
+    long bitrate;
+    if (need(self, 0) < 0 || !PyArg_ParseTuple(args, "il|ii:set_wire", &b, &bitrate, &latency_us, &jitter_us)) return NULL;
+    if (b < 0 || b >= self->emu->n_buses || bitrate < 0 || latency_us < 0 || jitter_us < 0) {
+        PyErr_SetString(rtpy_RealTimeError, "set_wire(bus, bitrate, latency_us=0, jitter_us=0): bus out of range or a "
+                                            "negative value");
+        return NULL;
+    }
+    rt_emu_set_wire(self->emu, b, bitrate, latency_us, jitter_us);
+    Py_RETURN_NONE;
+}
+
+static PyObject *emu_set_bus_faults(EmuObject *self, PyObject *args) {
+    int b, drop_ppm, corrupt_ppm, silent;
+    if (need(self, 0) < 0 || !PyArg_ParseTuple(args, "iiip:set_bus_faults", &b, &drop_ppm, &corrupt_ppm, &silent))
+        return NULL;
+    if (b < 0 || b >= self->emu->n_buses || drop_ppm < 0 || drop_ppm > 1000000 || corrupt_ppm < 0 ||
+        corrupt_ppm > 1000000) {
+        PyErr_SetString(rtpy_RealTimeError, "set_bus_faults(bus, drop_ppm, corrupt_ppm, silent): bus out of range or "
+                                            "a rate outside [0, 1e6]");
+        return NULL;
+    }
+    rt_emu_set_bus_faults(self->emu, b, drop_ppm, corrupt_ppm, silent);
+    Py_RETURN_NONE;
+}
+
 static PyObject *emu_vanish(EmuObject *self, PyObject *arg) {
     long b;
     if (need(self, 1) < 0 || rtpy_get_int(arg, 0, self->emu->n_buses - 1, "vanish", "bus", &b) < 0) return NULL;
@@ -257,12 +284,14 @@ static PyObject *emu_stats(EmuObject *self, PyObject *unused) {
     PyObject *buses = PyList_New(e->n_buses);
     for (int b = 0; buses && b < e->n_buses; ++b) {
         rt_emu_bus *B = &e->buses[b];
-        PyObject *d = Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:i,s:i}", "lines", (unsigned long long)atomic_load(&B->lines),
+        PyObject *d = Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:i,s:i,s:K,s:K}", "lines", (unsigned long long)atomic_load(&B->lines),
                                     "frames", (unsigned long long)atomic_load(&B->frames_in), "replies",
                                     (unsigned long long)atomic_load(&B->replies_out), "bad_lines",
                                     (unsigned long long)atomic_load(&B->bad_lines), "unknown_ids",
                                     (unsigned long long)atomic_load(&B->unknown_ids), "open", atomic_load(&B->open),
-                                    "bitrate_code", B->bitrate_code);
+                                    "bitrate_code", B->bitrate_code, "dropped",
+                                    (unsigned long long)atomic_load(&B->dropped), "corrupted",
+                                    (unsigned long long)atomic_load(&B->corrupted));
         if (!d) {
             Py_DECREF(buses);
             return NULL;
@@ -284,6 +313,10 @@ static PyMethodDef emu_methods[] = {
     {"motor_status", (PyCFunction)emu_motor_status, METH_NOARGS, "motor_status() -> per joint: enabled, counters, ..."},
     {"set", (PyCFunction)emu_set, METH_VARARGS,
      "set(joint, 'silent'|'error'|'temperature', value[, rotor]): fault injection on one motor"},
+    {"set_wire", (PyCFunction)emu_set_wire, METH_VARARGS,
+     "set_wire(bus, bitrate, latency_us=0, jitter_us=0): frame times at the bitrate (0: none), latency, jitter"},
+    {"set_bus_faults", (PyCFunction)emu_set_bus_faults, METH_VARARGS,
+     "set_bus_faults(bus, drop_ppm, corrupt_ppm, silent): replies lost / garbled per million, the whole bus silent"},
     {"vanish", (PyCFunction)emu_vanish, METH_O, "vanish(bus): the adapter is unplugged (pty closed, link removed)"},
     {"reappear", (PyCFunction)emu_reappear, METH_O, "reappear(bus): plugged back in at the same path"},
     {"snapshot", (PyCFunction)emu_snapshot, METH_NOARGS, "snapshot() -> (tick, state words, joint torques) or None"},

@@ -147,11 +147,24 @@ static int encode_reply(const rt_emu_motor_cfg *M, const rt_emu_motor_status *S,
     return 8;
 }
 
+static uint32_t rnd(rt_emu_bus *B) { /* xorshift64: cheap, per bus, no lock */
+    uint64_t x = B->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    B->rng = x;
+    return (uint32_t)(x >> 32);
+}
+
+static int chance_ppm(rt_emu_bus *B, int ppm) { return ppm > 0 && (int)(rnd(B) % 1000000u) < ppm; }
+
 static void on_frame(rt_emu_bus *B, const rt_can_frame *f) {
     rt_emu *e = B->emu;
     atomic_fetch_add_explicit(&B->frames_in, 1, memory_order_relaxed);
+    B->burst_frames++;
     const int k = f->ext || f->rtr ? -1 : find_motor(B, f->id);
     put(B, "z\r", 2); /* transmitted on the bus */
+    if (atomic_load_explicit(&B->silent, memory_order_relaxed)) return; /* a cut cable: nothing answers */
     if (k < 0) {
         atomic_fetch_add_explicit(&B->unknown_ids, 1, memory_order_relaxed);
         return;
@@ -189,11 +202,20 @@ static void on_frame(rt_emu_bus *B, const rt_can_frame *f) {
     memcpy(w, B->cmd, sizeof(double) * (size_t)(RT_EMU_CMD_WORDS * B->n));
     memcpy(w + RT_EMU_CMD_WORDS * B->n, B->cmd_time, sizeof(double) * (size_t)B->n);
     rt_tbuf_commit(&B->cmd_out);
+    if (chance_ppm(B, atomic_load_explicit(&B->drop_ppm, memory_order_relaxed))) {
+        atomic_fetch_add_explicit(&B->dropped, 1, memory_order_relaxed);
+        return; /* lost on the wire */
+    }
     rt_can_frame reply = {0};
     reply.id = 0; /* the host id */
     reply.len = (uint8_t)encode_reply(M, S, st[0] - c[6], st[1], st[2], reply.data);
     char line[32];
     const int n = rt_slcan_encode(&reply, line);
+    B->burst_frames++;
+    if (chance_ppm(B, atomic_load_explicit(&B->corrupt_ppm, memory_order_relaxed)) && n > 6) {
+        line[5] = 'x'; /* not hex: the host's parser must reject the line, not misread a field */
+        atomic_fetch_add_explicit(&B->corrupted, 1, memory_order_relaxed);
+    }
     put(B, line, n);
     atomic_fetch_add_explicit(&S->replies, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&B->replies_out, 1, memory_order_relaxed);
@@ -246,7 +268,20 @@ static void *bus_main(void *arg) {
         if (poll(&p, 1, 20) <= 0) continue;
         const ssize_t n = read(fd, buf, sizeof(buf));
         if (n <= 0) continue;
+        const int64_t arrived = now_ns();
+        B->burst_frames = 0;
         rt_slcan_feed(&B->parser, buf, (int)n, on_line, B);
+        /* the wire: every frame of the burst (commands, then replies) takes its worst-case time at the bitrate
+         * (135 bits with stuffing for 8 data bytes), then latency and jitter; the answers wait for it */
+        int64_t wire_ns = B->bitrate > 0 ? (int64_t)B->burst_frames * 135 * 1000000000LL / B->bitrate : 0;
+        const int jitter = atomic_load_explicit(&B->jitter_us, memory_order_relaxed);
+        wire_ns += 1000LL * (atomic_load_explicit(&B->latency_us, memory_order_relaxed) +
+                             (jitter > 0 ? (int)(rnd(B) % (uint32_t)(jitter + 1)) : 0));
+        if (wire_ns > 0) {
+            const int64_t due = arrived + wire_ns;
+            struct timespec ts = {(time_t)(due / 1000000000LL), (long)(due % 1000000000LL)};
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        }
         flush_out(B);
     }
     return NULL;
@@ -359,6 +394,7 @@ rt_emu *rt_emu_create(rt_transport *tr, const rt_emu_motor_cfg *motors, int n_jo
         B->emu = e;
         B->index = b;
         B->master = B->slave = -1;
+        B->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(b + 1) * 0xBF58476D1CE4E5B9ULL;
         if (B->n == 0) {
             snprintf(err, (size_t)errlen, "bus %d has no motor", b);
             goto fail;
@@ -458,6 +494,20 @@ void rt_emu_free(rt_emu *e) {
     free(e->words);
     free(e->tau);
     free(e);
+}
+
+void rt_emu_set_wire(rt_emu *e, int b, long bitrate, int latency_us, int jitter_us) {
+    rt_emu_bus *B = &e->buses[b];
+    B->bitrate = bitrate > 0 ? bitrate : 0;
+    atomic_store(&B->latency_us, latency_us > 0 ? latency_us : 0);
+    atomic_store(&B->jitter_us, jitter_us > 0 ? jitter_us : 0);
+}
+
+void rt_emu_set_bus_faults(rt_emu *e, int b, int drop_ppm, int corrupt_ppm, int silent) {
+    rt_emu_bus *B = &e->buses[b];
+    atomic_store(&B->drop_ppm, drop_ppm);
+    atomic_store(&B->corrupt_ppm, corrupt_ppm);
+    atomic_store(&B->silent, silent != 0);
 }
 
 void rt_emu_vanish(rt_emu *e, int b) {

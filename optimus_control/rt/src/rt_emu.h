@@ -63,9 +63,18 @@ typedef struct {
     rt_tbuf state_in;        /* plant -> bus: RT_EMU_ST_WORDS per motor */
     char out[8192];
     int out_len;
+    /* the wire and its faults (set at run time; read by this bus's thread) */
+    long bitrate;                 /* frame time at this rate delays each burst's answers (0: no wire time) */
+    _Atomic int latency_us;       /* added to every burst's answers */
+    _Atomic int jitter_us;        /* uniform 0..jitter added on top */
+    _Atomic int drop_ppm;         /* replies lost on the wire, per million */
+    _Atomic int corrupt_ppm;      /* replies garbled on the line (bad hex), per million */
+    _Atomic int silent;           /* the whole bus: nothing answers (a cut cable; the adapter still acknowledges) */
+    uint64_t rng;                 /* xorshift state of this bus */
+    int burst_frames;             /* frames on the wire in this read's burst (commands + replies) */
     pthread_t thread;
     int started;
-    _Atomic uint64_t lines, frames_in, replies_out, bad_lines, unknown_ids;
+    _Atomic uint64_t lines, frames_in, replies_out, bad_lines, unknown_ids, dropped, corrupted;
 } rt_emu_bus;
 
 typedef struct rt_emu {
@@ -92,6 +101,10 @@ int rt_emu_start(rt_emu *e, const char *const *paths, int rt_priority, double fi
                  int errlen);
 void rt_emu_stop(rt_emu *e);
 void rt_emu_free(rt_emu *e);
+/* The wire of bus b: bitrate for frame times (0: none), added latency and jitter [us]. */
+void rt_emu_set_wire(rt_emu *e, int b, long bitrate, int latency_us, int jitter_us);
+/* Faults of bus b: replies dropped / garbled per million, the whole bus silent. */
+void rt_emu_set_bus_faults(rt_emu *e, int b, int drop_ppm, int corrupt_ppm, int silent);
 /* The adapter of bus b is unplugged (pty closed, path removed) or plugged back in at the same path. */
 void rt_emu_vanish(rt_emu *e, int b);
 int rt_emu_reappear(rt_emu *e, int b);

@@ -185,3 +185,20 @@ def test_a_killed_rig_is_an_adapter_fault_and_the_launch_ends_without_a_hang(iso
             assert re.search(rf"process \[{node}\] has finished", out), out[-3000:]
     finally:
         stack.stop()
+
+
+def test_a_wrong_encoder_offset_at_start_up_is_refused_naming_the_joint(isolated, tmp_path):
+    """The rig's r_elbow encoder reads 1.2 rad off from the start (a zero offset lost at a power cycle): the enable
+    sequence refuses, naming the joint and what to do; nothing is enabled and the gantry keeps holding the robot."""
+    stack = Stack.launch("hil.launch.xml", isolated, tmp_path / "launch.log", "encoder_errors:=r_elbow=1.2")
+    try:
+        _wait_log(stack, r"\[ERROR\].*activate failed: enable refused:", START_S, "the refused activation")
+        _wait_log(stack, r"joint 'r_elbow' \(motor 4 on bus 'arm_r'\) reads .*outside its limits.*recalibrate", 5,
+                  "the refusal naming the joint")
+        time.sleep(2.0)
+        out = stack.output()
+        assert "motors enabled" not in out and "the loop takes the robot" not in out, out[-3000:]
+        assert "the controller controls the robot" not in out, out[-3000:]
+    finally:
+        code = stack.stop()
+    assert code == 0, stack.output()[-3000:]

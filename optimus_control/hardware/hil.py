@@ -111,6 +111,14 @@ class HilEmulator:
     def set_temperature(self, joint: str, mosfet_c: int, rotor_c: int | None = None) -> None:
         self.core.set(self.joint(joint), "temperature", int(mosfet_c), int(mosfet_c if rotor_c is None else rotor_c))
 
+    def set_encoder_error(self, joint: str, error: float) -> None:
+        """The joint's encoder reads ``error`` [rad | m, joint side] off (a lost or wrong zero offset); 0 clears."""
+        jh = self.desc.joints[self.robot.joint_names[self.joint(joint)]]
+        i = self.joint(joint)
+        prismatic = self.robot.model.joints[i + 2].shortname().replace("JointModel", "").startswith("P")
+        # the host reads q = p_reported / (direction * scale) + offset, and p_reported = p_motor - shift
+        self.core.set_zero_shift(i, -float(error) * jh.direction * joint_scale(jh.gear_ratio, prismatic))
+
     def set_bus_faults(self, bus: str, drop: float | None = None, corrupt: float | None = None,
                        silent: bool | None = None) -> None:
         """Replies lost (``drop``) or garbled (``corrupt``) on the wire as a fraction in [0, 1]; the whole bus silent."""
@@ -138,7 +146,8 @@ class HilEmulator:
         """One fault-injection command in words; returns what was done (HardwareError if not understood):
         ``silent JOINT`` / ``resume JOINT``, ``error JOINT CODE`` (Damiao state code, 0 clears),
         ``temperature JOINT MOSFET_C [ROTOR_C]``, ``unplug BUS`` / ``plug BUS``, ``drop BUS FRACTION``,
-        ``corrupt BUS FRACTION``, ``cut BUS`` / ``mend BUS`` (the whole bus silent), ``latency BUS US [JITTER_US]``."""
+        ``corrupt BUS FRACTION``, ``cut BUS`` / ``mend BUS`` (the whole bus silent), ``latency BUS US [JITTER_US]``,
+        ``encoder JOINT ERROR`` (the joint reads ERROR [rad | m] off: a wrong zero offset)."""
         words = command.split()
         verb, args = (words[0], words[1:]) if words else ("", [])
         try:
@@ -150,6 +159,8 @@ class HilEmulator:
                 self.set_temperature(args[0], *(int(a) for a in args[1:]))
             elif verb in ("unplug", "plug") and len(args) == 1:
                 (self.unplug if verb == "unplug" else self.plug_in)(args[0])
+            elif verb == "encoder" and len(args) == 2:
+                self.set_encoder_error(args[0], float(args[1]))
             elif verb in ("drop", "corrupt") and len(args) == 2:
                 self.set_bus_faults(args[0], **{verb: float(args[1])})
             elif verb in ("cut", "mend") and len(args) == 1:
@@ -160,7 +171,7 @@ class HilEmulator:
                 raise HardwareError(f"fault injection: cannot read '{command}'; one of: silent JOINT, resume JOINT, "
                                     "error JOINT CODE, temperature JOINT MOSFET_C [ROTOR_C], unplug BUS, plug BUS, "
                                     "drop BUS FRACTION, corrupt BUS FRACTION, cut BUS, mend BUS, "
-                                    "latency BUS US [JITTER_US]")
+                                    "latency BUS US [JITTER_US], encoder JOINT ERROR")
         except ValueError:
             raise HardwareError(f"fault injection: '{command}': a number was expected") from None
         return command
@@ -210,6 +221,8 @@ class HilEmulatorSettings:
                                "bus's bitrate (135 bits per 8-byte frame)")
     wire_latency_us: int = setting(0, "us", "added to every burst's answers on every bus (an adapter's USB latency)")
     wire_jitter_us: int = setting(0, "us", "uniform random 0..this on top of the latency")
+    encoder_errors: str = setting("", "", "joints whose encoders read off from the start, 'JOINT=ERROR[,...]' [rad | m] "
+                                  "(a wrong or lost zero offset: the enable sequence must refuse it)")
     imu_topic: str = setting("imu/data_raw", "", "sensor_msgs/Imu published as the IMU vendor's driver does "
                              "(no orientation: orientation_covariance[0] = -1)")
     imu_rate_hz: float = setting(200.0, "Hz", "IMU message rate (wall clock)")

@@ -22,7 +22,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu
 from std_msgs.msg import String
 
-from optimus_control.errors import OptimusError
+from optimus_control.errors import ConfigError, OptimusError
 from optimus_control.hardware import check_names, load_hardware
 from optimus_control.hardware.hil import HilEmulator, HilEmulatorSettings, default_pty_dir
 from optimus_control.hardware.sensor_inputs import imu_mounting_rotation
@@ -47,6 +47,13 @@ class HilEmulatorNode(Node):
         self.transport = connect_transport(name, n, n_feet, timeout_s=float(p["connect_timeout_s"]))
         self.emulator = HilEmulator(desc, self.robot, self.transport, pty_dir, wire=bool(p["wire_model"]),
                                     latency_us=int(p["wire_latency_us"]), jitter_us=int(p["wire_jitter_us"]))
+        for item in filter(None, (w.strip() for w in p["encoder_errors"].split(","))):
+            joint, _, error = item.partition("=")
+            try:
+                self.emulator.set_encoder_error(joint.strip(), float(error))
+            except ValueError:
+                raise ConfigError(f"hil_emulator: parameter encoder_errors: '{item}' is not JOINT=ERROR") from None
+            self.get_logger().warning(f"encoder of {joint.strip()} reads {float(error):+g} off from the start")
         self.emulator.start(rt_priority=int(p["rt_priority"]), first_state_timeout_s=float(p["connect_timeout_s"]))
         self.get_logger().info(f"{len(desc.joints)} motors on {len(desc.buses)} emulated SLCAN adapters in {pty_dir}")
         # samples in the robot's IMU frame -> the sensor's frame (its mounting in the description)

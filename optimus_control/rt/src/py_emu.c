@@ -2,6 +2,7 @@
 #include "py_transport.h"
 #include "rt_emu.h"
 
+#include <math.h>
 #include <string.h>
 
 typedef struct {
@@ -215,6 +216,20 @@ static PyObject *emu_set(EmuObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *emu_set_zero_shift(EmuObject *self, PyObject *args) {
+    PyObject *joint;
+    double shift;
+    if (need(self, 0) < 0 || !PyArg_ParseTuple(args, "Od:set_zero_shift", &joint, &shift)) return NULL;
+    const int j = joint_arg(self, joint, "set_zero_shift");
+    if (j < 0) return NULL;
+    if (!isfinite(shift)) {
+        PyErr_SetString(rtpy_RealTimeError, "set_zero_shift(): the shift must be finite");
+        return NULL;
+    }
+    rt_emu_set_zero_shift(self->emu, j, shift);
+    Py_RETURN_NONE;
+}
+
 static PyObject *emu_set_wire(EmuObject *self, PyObject *args) {
     int b, latency_us = 0, jitter_us = 0;
     long bitrate;
@@ -313,6 +328,8 @@ static PyMethodDef emu_methods[] = {
     {"motor_status", (PyCFunction)emu_motor_status, METH_NOARGS, "motor_status() -> per joint: enabled, counters, ..."},
     {"set", (PyCFunction)emu_set, METH_VARARGS,
      "set(joint, 'silent'|'error'|'temperature', value[, rotor]): fault injection on one motor"},
+    {"set_zero_shift", (PyCFunction)emu_set_zero_shift, METH_VARARGS,
+     "set_zero_shift(joint, shift): the motor's encoder reads shifted by shift [rad, motor side]"},
     {"set_wire", (PyCFunction)emu_set_wire, METH_VARARGS,
      "set_wire(bus, bitrate, latency_us=0, jitter_us=0): frame times at the bitrate (0: none), latency, jitter"},
     {"set_bus_faults", (PyCFunction)emu_set_bus_faults, METH_VARARGS,

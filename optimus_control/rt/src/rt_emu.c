@@ -176,6 +176,10 @@ static void on_frame(rt_emu_bus *B, const rt_can_frame *f) {
     if (atomic_load_explicit(&S->silent, memory_order_relaxed) || f->len != 8) return;
     const double *st = rt_tbuf_read(&B->state_in, NULL) + RT_EMU_ST_WORDS * k;
     double *c = B->cmd + RT_EMU_CMD_WORDS * k;
+    if (atomic_exchange(&B->shift_pending[k], 0)) { /* the bus thread owns c: a requested shift is taken here */
+        const int64_t bits = atomic_load(&B->shift_request[k]);
+        memcpy(&c[6], &bits, sizeof(double));
+    }
     const int kind = rt_mit_special_kind(f->data, f->len);
     if (kind == RT_MIT_ENTER) {
         atomic_store(&S->enabled, 1);
@@ -494,6 +498,17 @@ void rt_emu_free(rt_emu *e) {
     free(e->words);
     free(e->tau);
     free(e);
+}
+
+void rt_emu_set_zero_shift(rt_emu *e, int j, double shift) {
+    rt_emu_bus *B = &e->buses[e->motors[j].bus];
+    for (int k = 0; k < B->n; ++k)
+        if (B->joints[k] == j) {
+            int64_t bits;
+            memcpy(&bits, &shift, sizeof(double));
+            atomic_store(&B->shift_request[k], bits);
+            atomic_store(&B->shift_pending[k], 1);
+        }
 }
 
 void rt_emu_set_wire(rt_emu *e, int b, long bitrate, int latency_us, int jitter_us) {

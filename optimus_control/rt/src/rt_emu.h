@@ -60,6 +60,8 @@ typedef struct {
     rt_tbuf cmd_out;         /* bus -> plant: RT_EMU_CMD_WORDS per motor, then [0] = time of each command */
     double cmd[RT_EMU_MAX_MOTORS * RT_EMU_CMD_WORDS]; /* the bus thread's own copy */
     double cmd_time[RT_EMU_MAX_MOTORS];
+    _Atomic int64_t shift_request[RT_EMU_MAX_MOTORS]; /* a new zero shift (bits of a double), taken by the bus thread */
+    _Atomic int shift_pending[RT_EMU_MAX_MOTORS];
     rt_tbuf state_in;        /* plant -> bus: RT_EMU_ST_WORDS per motor */
     char out[8192];
     int out_len;
@@ -101,6 +103,9 @@ int rt_emu_start(rt_emu *e, const char *const *paths, int rt_priority, double fi
                  int errlen);
 void rt_emu_stop(rt_emu *e);
 void rt_emu_free(rt_emu *e);
+/* The encoder of joint j reads shifted by shift [rad, motor side] (a lost or wrong zero; before start, or at
+ * run time: an encoder that slipped). */
+void rt_emu_set_zero_shift(rt_emu *e, int j, double shift);
 /* The wire of bus b: bitrate for frame times (0: none), added latency and jitter [us]. */
 void rt_emu_set_wire(rt_emu *e, int b, long bitrate, int latency_us, int jitter_us);
 /* Faults of bus b: replies dropped / garbled per million, the whole bus silent. */

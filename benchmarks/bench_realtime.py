@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+from optimus_control.hardware.actuator_report import bus_figures
 from optimus_control.launch.isolation import LaunchedStack, claim_free_ros_domain
 from optimus_control.model import share_dir
 
@@ -211,19 +212,6 @@ def _num(values: dict[str, str], key: str) -> float | None:
         return None
 
 
-BUS_FIGURES = re.compile(r"cycles (\d+), missing (\d+), late (\d+), reconnects (\d+), round trip p99 (\d+) us, "
-                         r"max (\d+) us")
-
-
-def bus_figures(actuators: dict[str, str]) -> dict[str, tuple[int, ...]]:
-    """bus -> (cycles, missing, late, reconnects, round trip p99 [us], max [us]) from the actuators' status."""
-    out = {}
-    for key, value in actuators.items():
-        if key.startswith("bus ") and (m := BUS_FIGURES.search(value)):
-            out[key[4:]] = tuple(int(g) for g in m.groups())
-    return out
-
-
 def run(mode: str, camera: bool, seconds: float, domain_id: int, workdir: Path) -> dict:
     """One run: mode realtime or lockstep (sim.launch.xml) or hil (hil.launch.xml: the controller in hardware
     mode on the rig's emulated CAN motors, on the wall clock)."""
@@ -298,10 +286,8 @@ def run(mode: str, camera: bool, seconds: float, domain_id: int, workdir: Path) 
         "cpu_pct_of_one_core": {**cpu, "total": sum(cpu.values())},
     }
     if buses1:  # HIL: per bus over the window (counters) and since the start (round trip percentiles)
-        result["buses"] = {
-            b: {"cycles": c1[0] - buses0.get(b, c1)[0], "missing": c1[1] - buses0.get(b, c1)[1],
-                "late": c1[2] - buses0.get(b, c1)[2], "reconnects": c1[3] - buses0.get(b, c1)[3],
-                "round_trip_p99_us": c1[4], "round_trip_max_us": c1[5]} for b, c1 in buses1.items()}
+        result["buses"] = {b: {k: (v - buses0.get(b, c1)[k] if k in ("cycles", "missing", "late", "reconnects") else v)
+                               for k, v in c1.items()} for b, c1 in buses1.items()}
     if mode in ("realtime", "hil"):
         result["real_time_held"] = bool(rtf) and min(rtf) >= RTF_GOAL and result["loop_deadline_misses_pct"] is not None \
             and result["loop_deadline_misses_pct"] <= MISSES_GOAL_PCT

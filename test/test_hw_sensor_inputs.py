@@ -10,7 +10,7 @@ import pytest
 from optimus_control.errors import ConfigError
 from optimus_control.estimation.attitude_filter import AttitudeFilter
 from optimus_control.hardware import ImuConfig
-from optimus_control.hardware.actuator_report import ERROR, OK, WARN, actuator_report
+from optimus_control.hardware.actuator_report import ERROR, OK, WARN, actuator_report, bus_figures
 from optimus_control.hardware.sensor_inputs import FootWrenchInput, ImuInput, imu_mounting_rotation
 from optimus_control.rt.loop import LoopState, RobotState
 
@@ -125,6 +125,9 @@ def test_actuator_report_levels_name_the_motor_its_error_and_temperature(robot):
     buses = [dict(bus) for _ in desc.buses]
     report = actuator_report(_Driver(desc, robot, ok, buses))
     assert report.level == OK and report.message == "all motors answer"
+    # the bus lines read back (run reports, benchmarks): one format, one parser
+    assert bus_figures(report.values)["arm_l"] == {"cycles": 100, "missing": 0, "late": 0, "reconnects": 0,
+                                                   "round_trip_p99_us": 300, "round_trip_max_us": 400}
     assert "MOSFET 40 C, rotor 35 C" in report.values["motor l_knee"]
     hot = [dict(s) for s in ok]
     hot[robot.joint_index("r_knee")]["t_rotor"] = 85

@@ -140,6 +140,9 @@ class DemoMonitor:
 
     def _on_diagnostics(self, msg) -> None:
         for s in msg.status:
+            if s.name == f"{self.controller_name}: actuators":  # hardware / HIL: the CAN buses' counters
+                with self.lock:
+                    self.rec.actuators = {kv.key: kv.value for kv in s.values}
             if s.name == self.controller_name:  # its one status; another robot's never counts
                 values = {kv.key: kv.value for kv in s.values}
                 with self.lock:
@@ -343,6 +346,9 @@ def run_demo(job: str, scene: str, seed: int, runs_dir: Path, timeout_s: float, 
     run = {"job": job, "scene": scene, "seed": seed, "mode": mode, "robot_config": robot_config, "launch_exit_code": code,
            "sim_time_s": sim_t, "job_sim_time_s": elapsed, "wall_time_s": wall_total, "domain_id": domain_id,
            "process_failures": failure}
+    if mode == "hil":  # hil.launch.xml's default: the sim's harness as a bring-up gantry, let go at the hand-over
+        run["gantry"] = ("the sim's support harness held the robot until the controller took it and was then let go "
+                         "(gantry_catches false: it catches nothing after that; a fall would count)")
     summary = write_run_report(folder, job_spec, planner, monitor.rec, run, FallCriteria.for_robot(robot),
                                failure=" / ".join(failure))
     m = summary["metrics"]

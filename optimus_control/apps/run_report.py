@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from optimus_control.apps.evaluation import FallCriteria, evaluate_episode
+from optimus_control.hardware.actuator_report import bus_figures
 from optimus_control.planning.job_spec import JobSpec
 from optimus_control.planning.report import render_markdown
 
@@ -32,6 +33,7 @@ class DemoRecording:
     max_torque_ratio: dict[str, float] = field(default_factory=dict)  # joint -> max |tau| / effort limit
     max_torque_nm: dict[str, float] = field(default_factory=dict)
     controller: dict[str, str] = field(default_factory=dict)  # last whole_body_controller diagnostics values
+    actuators: dict[str, str] = field(default_factory=dict)  # hardware / HIL: its last actuators' status values
     objects_truth: dict[str, tuple[str, list[float]]] = field(default_factory=dict)  # name -> (colour, xyz)
     snapshots: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (label, rgb image)
 
@@ -81,6 +83,8 @@ def write_run_report(folder: Path, job: JobSpec, planner_summary: dict[str, Any]
     summary["fall_criteria"] = {"min_base_height_m": round(criteria.min_base_height_m, 4),
                                 "max_base_tilt_rad": round(criteria.max_base_tilt_rad, 4)}
     summary["run"] = run
+    if rec.actuators:
+        summary["buses"] = bus_figures(rec.actuators)
     summary["demo_succeeded"] = evaluation.succeeded
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
     plots = _plots(folder, rec)
@@ -89,6 +93,13 @@ def write_run_report(folder: Path, job: JobSpec, planner_summary: dict[str, Any]
     md += "\n## Ground truth (scoring only)\n\n| box | colour | bin | in bin | position [m] |\n| --- | --- | --- | --- | --- |\n"
     md += "".join(f"| {b['name']} | {b['colour']} | {b['bin']} | {'yes' if b['in_bin'] else 'NO'} | {b['position_m']} |\n"
                   for b in truth)
+    if run.get("gantry"):
+        md += f"\n## Gantry\n\n{run['gantry']}\n"
+    if summary.get("buses"):
+        md += ("\n## CAN buses (the controller's driver, whole run)\n\n| bus | cycles | missing | late | reconnects | "
+               "round trip p99 [us] | max [us] |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+        md += "".join(f"| {name} | {b['cycles']} | {b['missing']} | {b['late']} | {b['reconnects']} | "
+                      f"{b['round_trip_p99_us']} | {b['round_trip_max_us']} |\n" for name, b in summary["buses"].items())
     md += f"\n**Demo {'succeeded' if summary['demo_succeeded'] else 'FAILED'}**\n"
     if plots or shots:
         md += "\n## Plots and snapshots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in plots + shots)

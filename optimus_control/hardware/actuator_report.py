@@ -7,6 +7,7 @@ so a bring-up tool can print the same report.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MOTOR_TEMPERATURE_WARN_C = 70   # [deg C] MOSFET or rotor: WARN above this (the drives derate near 80-100)
@@ -53,3 +54,17 @@ def actuator_report(driver) -> ActuatorReport:
             level = ERROR
             problems.append(f"bus '{bus_name}' disconnected ({b['last_error'] or 'adapter gone'})")
     return ActuatorReport(level, "; ".join(problems) or "all motors answer", values)
+
+
+BUS_FIGURES = re.compile(r"cycles (\d+), missing (\d+), late (\d+), reconnects (\d+), round trip p99 (\d+) us, "
+                         r"max (\d+) us")
+BUS_KEYS = ("cycles", "missing", "late", "reconnects", "round_trip_p99_us", "round_trip_max_us")
+
+
+def bus_figures(values: dict[str, str]) -> dict[str, dict[str, int]]:
+    """bus -> its counters, read back from the values of an actuator report (a /diagnostics status)."""
+    out = {}
+    for key, value in values.items():
+        if key.startswith("bus ") and (m := BUS_FIGURES.search(value)):
+            out[key[4:]] = dict(zip(BUS_KEYS, (int(g) for g in m.groups())))
+    return out

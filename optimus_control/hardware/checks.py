@@ -96,6 +96,12 @@ def joint_scale(gear_ratio: float, prismatic: bool) -> float:
     return 1.0 / gear_ratio if prismatic else gear_ratio
 
 
+def is_prismatic(robot, joint_index: int) -> bool:
+    """Whether actuated joint ``joint_index`` (bus order) slides (Pinocchio joint index + 2: after the universe
+    and the free flyer)."""
+    return robot.model.joints[joint_index + 2].shortname().replace("JointModel", "").startswith("P")
+
+
 def actuator_fit(desc: HardwareDescription, robot) -> list[JointFit]:
     """Per actuated joint in bus order (robot: an optimus_control.model.RobotModel)."""
     rows = []
@@ -103,7 +109,7 @@ def actuator_fit(desc: HardwareDescription, robot) -> list[JointFit]:
     for i, name in enumerate(robot.joint_names):
         jh = desc.joints[name]
         m = desc.models[jh.model]
-        prismatic = robot.model.joints[i + 2].shortname().replace("JointModel", "").startswith("P")
+        prismatic = is_prismatic(robot, i)
         s = joint_scale(jh.gear_ratio, prismatic)
         offset = desc.zero_offset(name)
         p_lo, p_hi = sorted((jh.direction * s * (lim.lower[i] - offset), jh.direction * s * (lim.upper[i] - offset)))

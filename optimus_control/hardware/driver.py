@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from optimus_control.errors import HardwareError, suggest
-from optimus_control.hardware.checks import joint_scale
+from optimus_control.hardware.checks import is_prismatic, joint_scale
 from optimus_control.hardware.description import HardwareDescription
 from optimus_control.rt import _rtcore
 
@@ -35,9 +35,8 @@ def joint_tuples(desc: HardwareDescription, robot, damping_kd: float | None = No
     for i, name in enumerate(robot.joint_names):
         jh = desc.joints[name]
         model = desc.models[jh.model]
-        prismatic = robot.model.joints[i + 2].shortname().replace("JointModel", "").startswith("P")
         rows.append((bus_index[jh.bus], jh.motor_id, model.range10(), model.damiao,
-                     joint_scale(jh.gear_ratio, prismatic), float(jh.direction), desc.zero_offset(name),
+                     joint_scale(jh.gear_ratio, is_prismatic(robot, i)), float(jh.direction), desc.zero_offset(name),
                      float(robot.limits.lower[i]), float(robot.limits.upper[i]), float(kd)))
     return rows
 

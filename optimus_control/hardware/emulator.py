@@ -319,14 +319,13 @@ def emulate_description(desc, robot, q=None) -> tuple[list[EmulatedAdapter], dic
 def _description_motors(desc, robot, q=None) -> dict[str, list[EmulatedMotor]]:
     """Per bus, the description's motors at the joint positions q (default: the standing posture) through
     each joint's gear, direction and offset."""
-    from optimus_control.hardware.checks import joint_scale
+    from optimus_control.hardware.checks import is_prismatic, joint_scale
 
     q = robot.standing_joint_positions() if q is None else q
     per_bus: dict[str, list[EmulatedMotor]] = {name: [] for name in desc.buses}
     for i, name in enumerate(robot.joint_names):
         jh = desc.joints[name]
-        prismatic = robot.model.joints[i + 2].shortname().replace("JointModel", "").startswith("P")
-        s = joint_scale(jh.gear_ratio, prismatic)
+        s = joint_scale(jh.gear_ratio, is_prismatic(robot, i))
         per_bus[jh.bus].append(EmulatedMotor(jh.motor_id, desc.models[jh.model],
                                              position=jh.direction * s * (q[i] - desc.zero_offset(name))))
     return per_bus

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from optimus_control.errors import HardwareError, suggest
-from optimus_control.hardware.checks import joint_scale
+from optimus_control.hardware.checks import is_prismatic, joint_scale
 from optimus_control.hardware.description import HardwareDescription
 from optimus_control.model.settings_schema import setting
 from optimus_control.rt import _rtcore
@@ -46,9 +46,9 @@ def motor_table(desc: HardwareDescription, robot) -> list[tuple]:
     for i, name in enumerate(robot.joint_names):
         jh = desc.joints[name]
         model = desc.models[jh.model]
-        prismatic = robot.model.joints[i + 2].shortname().replace("JointModel", "").startswith("P")
         timeout_s, timeout_kd = (DAMIAO_TIMEOUT_S, DAMIAO_TIMEOUT_KD) if model.damiao else (MIT_TIMEOUT_S, MIT_TIMEOUT_KD)
-        rows.append((bus_index[jh.bus], jh.motor_id, model.range10(), model.damiao, joint_scale(jh.gear_ratio, prismatic),
+        rows.append((bus_index[jh.bus], jh.motor_id, model.range10(), model.damiao,
+                     joint_scale(jh.gear_ratio, is_prismatic(robot, i)),
                      float(jh.direction), float(jh.zero_offset), timeout_s, timeout_kd))
     return rows
 
@@ -113,11 +113,10 @@ class HilEmulator:
 
     def set_encoder_error(self, joint: str, error: float) -> None:
         """The joint's encoder reads ``error`` [rad | m, joint side] off (a lost or wrong zero offset); 0 clears."""
-        jh = self.desc.joints[self.robot.joint_names[self.joint(joint)]]
         i = self.joint(joint)
-        prismatic = self.robot.model.joints[i + 2].shortname().replace("JointModel", "").startswith("P")
+        jh = self.desc.joints[joint]
         # the host reads q = p_reported / (direction * scale) + offset, and p_reported = p_motor - shift
-        self.core.set_zero_shift(i, -float(error) * jh.direction * joint_scale(jh.gear_ratio, prismatic))
+        self.core.set_zero_shift(i, -float(error) * jh.direction * joint_scale(jh.gear_ratio, is_prismatic(self.robot, i)))
 
     def set_bus_faults(self, bus: str, drop: float | None = None, corrupt: float | None = None,
                        silent: bool | None = None) -> None:

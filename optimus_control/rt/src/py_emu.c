@@ -12,19 +12,26 @@ typedef struct {
     int started;
 } EmuObject;
 
-static void emu_dealloc(EmuObject *self) {
+/* Threads stopped, ptys closed, the emulator freed and the transport given back (close() and dealloc). */
+static void emu_release(EmuObject *self) {
     if (self->emu) {
         if (self->started) {
             Py_BEGIN_ALLOW_THREADS
             rt_emu_stop(self->emu);
             Py_END_ALLOW_THREADS
+            self->started = 0;
         }
         rt_emu_free(self->emu);
+        self->emu = NULL;
     }
     if (self->transport) {
         self->transport->in_use = 0;
         Py_CLEAR(self->transport);
     }
+}
+
+static void emu_dealloc(EmuObject *self) {
+    emu_release(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -148,20 +155,7 @@ static PyObject *emu_stop(EmuObject *self, PyObject *unused) {
 }
 
 static PyObject *emu_close(EmuObject *self, PyObject *unused) {
-    if (self->emu) {
-        if (self->started) {
-            Py_BEGIN_ALLOW_THREADS
-            rt_emu_stop(self->emu);
-            Py_END_ALLOW_THREADS
-            self->started = 0;
-        }
-        rt_emu_free(self->emu);
-        self->emu = NULL;
-    }
-    if (self->transport) {
-        self->transport->in_use = 0;
-        Py_CLEAR(self->transport);
-    }
+    emu_release(self);
     Py_RETURN_NONE;
 }
 

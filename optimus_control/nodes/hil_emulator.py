@@ -11,12 +11,9 @@ time on ``~/inject`` (std_msgs/String, e.g. ``silent l_knee``, ``unplug arm_l``,
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu
@@ -28,6 +25,7 @@ from optimus_control.hardware.hil import HilEmulator, HilEmulatorSettings, defau
 from optimus_control.hardware.sensor_inputs import imu_mounting_rotation
 from optimus_control.model import RobotModel
 from optimus_control.nodes.names import bus_name
+from optimus_control.nodes.node_main import spin_node
 from optimus_control.nodes.parameters import declare_settings
 from optimus_control.rt import connect_transport
 
@@ -122,24 +120,8 @@ class HilEmulatorNode(Node):
 
 
 def main(args=None) -> None:
-    sys.setswitchinterval(0.001)
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = HilEmulatorNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except OptimusError as exc:
-        print(f"hil_emulator: {exc}", flush=True)
-        raise SystemExit(1) from None
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-        time.sleep(0)
+    sys.setswitchinterval(0.001)  # the IMU timer must not wait 5 ms for the interpreter behind the executor
+    spin_node("hil_emulator", HilEmulatorNode, args)
 
 
 if __name__ == "__main__":

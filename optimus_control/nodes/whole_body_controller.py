@@ -32,12 +32,10 @@ import traceback
 
 import numpy as np
 import pinocchio as pin
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped, PoseStamped, WrenchStamped
 from nav_msgs.msg import Odometry
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState
@@ -54,6 +52,7 @@ from optimus_control.estimation import FloatingBaseEstimator
 from optimus_control.model import RobotModel
 from optimus_control.nodes.hardware_side import HardwareSide
 from optimus_control.nodes.names import bus_name, check_time_mode
+from optimus_control.nodes.node_main import spin_node
 from optimus_control.nodes.parameters import declare_settings
 from optimus_control.nodes.ros_time import s_to_stamp, stamp_to_s
 from optimus_control.nodes.scheduling import pin_process
@@ -547,22 +546,7 @@ def main(args=None) -> None:
     # The control thread must get the interpreter within ~1 ms of its state arriving, not after the default
     # 5 ms switch interval another thread (the executor, a publisher) may hold it for.
     sys.setswitchinterval(0.001)
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = WholeBodyControllerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except OptimusError as exc:
-        print(f"whole_body_controller: {exc}", flush=True)
-        raise SystemExit(1) from None
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    node = spin_node("whole_body_controller", WholeBodyControllerNode, args)
     if node is not None and node.failure is not None:
         raise SystemExit(1)
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 import re
 import time
 
-import numpy as np
-import pinocchio as pin
 import pytest
-from launch_fixtures.ros_stack import START_S, Probe, Stack
+from launch_fixtures.ros_stack import START_S, Probe, Stack, reach_goal, tilt_deg
 
 pytestmark = [pytest.mark.launcher, pytest.mark.realtime]
 
@@ -26,22 +24,6 @@ STAND_S = 10.0
 HEIGHT_TOLERANCE_M = 0.03
 TILT_LIMIT_DEG = 3.0
 REACH_TOLERANCE_M = 0.01
-
-
-def _tilt_deg(o) -> float:
-    return float(np.degrees(np.arccos(np.clip(1 - 2 * (o.x * o.x + o.y * o.y), -1.0, 1.0))))
-
-
-def _wait_log(stack: Stack, pattern: str, timeout_s: float, what: str, start: int = 0) -> re.Match:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        match = re.search(pattern, stack.output()[start:])
-        if match:
-            return match
-        if stack.proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise AssertionError(f"no {what} in the launch output:\n{stack.output()[-5000:]}")
 
 
 def test_hil_stands_reaches_and_a_silent_motor_is_a_named_fault(isolated, tmp_path, robot):
@@ -58,8 +40,8 @@ def test_hil_stands_reaches_and_a_silent_motor_is_a_named_fault(isolated, tmp_pa
         goal_pub = probe.node.create_publisher(PoseStamped, f"/whole_body_controller/{hand.name}_hand/goal", 10)
         inject = probe.node.create_publisher(String, "/hil_emulator/inject", 10)
 
-        _wait_log(stack, r"the loop takes the robot", START_S, "hand-over to the controller")
-        _wait_log(stack, r"the controller controls the robot .*the support harness let go", 10, "the gantry letting go")
+        stack.wait_log(r"the loop takes the robot", START_S, "hand-over to the controller")
+        stack.wait_log(r"the controller controls the robot .*the support harness let go", 10, "the gantry letting go")
         time.sleep(2.0)  # the gains ramp in (gain_ramp_s)
         probe.wait(lambda: pose["msg"] is not None, 10, "/sim/base_pose", (stack,))
         with probe.lock:
@@ -71,21 +53,15 @@ def test_hil_stands_reaches_and_a_silent_motor_is_a_named_fault(isolated, tmp_pa
             with probe.lock:
                 p = pose["msg"].pose
             heights.append(p.position.z)
-            tilts.append(_tilt_deg(p.orientation))
+            tilts.append(tilt_deg(p.orientation))
             time.sleep(0.1)
         assert "nobody controls the robot" not in stack.output()[mark:], stack.output()[mark:][-3000:]
         assert max(abs(h - z0) for h in heights) < HEIGHT_TOLERANCE_M, (z0, min(heights), max(heights))
         assert max(tilts) < TILT_LIMIT_DEG, max(tilts)
 
         # a hand goal 6 cm forward and 4 cm up from the start-up gripper pose, in base_link
-        q0 = robot.standing_configuration()
-        in_base = robot.frame_placement(q0, robot.config.base_frame).inverse() * robot.frame_placement(q0, hand.gripper_frame)
-        quat = pin.Quaternion(in_base.rotation).coeffs()
-        goal = PoseStamped()
-        goal.header.frame_id = robot.config.base_frame
+        goal = reach_goal(robot)
         goal.header.stamp = probe.node.get_clock().now().to_msg()
-        goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = (in_base.translation + [0.06, 0.0, 0.04]).tolist()
-        goal.pose.orientation.x, goal.pose.orientation.y, goal.pose.orientation.z, goal.pose.orientation.w = quat.tolist()
         probe.wait(lambda: goal_pub.get_subscription_count() > 0, 30, "the goal subscription", (stack,))
         goal_pub.publish(goal)
         sent = time.monotonic()
@@ -106,9 +82,9 @@ def test_hil_stands_reaches_and_a_silent_motor_is_a_named_fault(isolated, tmp_pa
         mark = len(stack.output())
         probe.wait(lambda: inject.get_subscription_count() > 0, 10, "the rig's injection topic", (stack,))
         inject.publish(String(data="silent l_knee"))
-        _wait_log(stack, r"\[ERROR\].*1 kHz loop FAULT.*l_knee.*leg_l_thigh", 10, "the loop fault naming joint and bus",
+        stack.wait_log(r"\[ERROR\].*1 kHz loop FAULT.*l_knee.*leg_l_thigh", 10, "the loop fault naming joint and bus",
                   mark)
-        _wait_log(stack, r"nobody controls the robot any more", 10, "the sim seeing the robot uncontrolled", mark)
+        stack.wait_log(r"nobody controls the robot any more", 10, "the sim seeing the robot uncontrolled", mark)
 
         # recovery as the README's fault table says: the motor answers again, then ~/reset takes the robot back
         from std_srvs.srv import Trigger
@@ -124,16 +100,16 @@ def test_hil_stands_reaches_and_a_silent_motor_is_a_named_fault(isolated, tmp_pa
         accepted = reset.call_async(Trigger.Request())
         probe.wait(lambda: accepted.done(), 10, "the ~/reset answer", (stack,))
         assert accepted.result().success, accepted.result().message
-        _wait_log(stack, r"1 kHz loop RUNNING", 10, "the loop running again", mark)
-        _wait_log(stack, r"the controller controls the robot", 10, "the controller taking the robot back", mark)
+        stack.wait_log(r"1 kHz loop RUNNING", 10, "the loop running again", mark)
+        stack.wait_log(r"the controller controls the robot", 10, "the controller taking the robot back", mark)
 
         def fault_and_recover(inject_cmd: str, fault_pattern: str, undo_cmd: str) -> None:
             """Inject, see the named fault at ERROR and the robot no longer controlled, undo, ~/reset, control again."""
             time.sleep(1.0)
             mark = len(stack.output())
             inject.publish(String(data=inject_cmd))
-            _wait_log(stack, fault_pattern, 10, f"the fault after '{inject_cmd}'", mark)
-            _wait_log(stack, r"nobody controls the robot any more", 10, f"the robot uncontrolled after '{inject_cmd}'", mark)
+            stack.wait_log(fault_pattern, 10, f"the fault after '{inject_cmd}'", mark)
+            stack.wait_log(r"nobody controls the robot any more", 10, f"the robot uncontrolled after '{inject_cmd}'", mark)
             inject.publish(String(data=undo_cmd))
             time.sleep(0.5)
             mark = len(stack.output())
@@ -145,7 +121,7 @@ def test_hil_stands_reaches_and_a_silent_motor_is_a_named_fault(isolated, tmp_pa
                     break
                 time.sleep(0.3)
             assert answer.result().success, answer.result().message
-            _wait_log(stack, r"the controller controls the robot", 15, f"control again after '{undo_cmd}'", mark)
+            stack.wait_log(r"the controller controls the robot", 15, f"control again after '{undo_cmd}'", mark)
 
         # a motor reporting an error code (Damiao MOSFET over-temperature) names the code, the joint and the bus
         fault_and_recover("error l_hip_pitch 0xB", r"\[ERROR\].*1 kHz loop FAULT.*motor error 0xB.*leg_l_thigh",
@@ -169,12 +145,12 @@ def test_a_killed_rig_is_an_adapter_fault_and_the_launch_ends_without_a_hang(iso
 
     stack = Stack.launch("hil.launch.xml", isolated, tmp_path / "launch.log", "gantry_catches:=true")
     try:
-        _wait_log(stack, r"the loop takes the robot", START_S, "hand-over to the controller")
+        stack.wait_log(r"the loop takes the robot", START_S, "hand-over to the controller")
         time.sleep(1.0)
         rig_pid = stack.child_pids()["hil_emulator"]
         mark = len(stack.output())
         os.kill(rig_pid, signal.SIGKILL)
-        _wait_log(stack, r"\[ERROR\].*1 kHz loop FAULT.*adapter gone", 10, "the adapter fault at ERROR", mark)
+        stack.wait_log(r"\[ERROR\].*1 kHz loop FAULT.*adapter gone", 10, "the adapter fault at ERROR", mark)
         deadline = time.monotonic() + 40.0
         while stack.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -192,8 +168,8 @@ def test_a_wrong_encoder_offset_at_start_up_is_refused_naming_the_joint(isolated
     sequence refuses, naming the joint and what to do; nothing is enabled and the gantry keeps holding the robot."""
     stack = Stack.launch("hil.launch.xml", isolated, tmp_path / "launch.log", "encoder_errors:=r_elbow=1.2")
     try:
-        _wait_log(stack, r"\[ERROR\].*activate failed: enable refused:", START_S, "the refused activation")
-        _wait_log(stack, r"joint 'r_elbow' \(motor 4 on bus 'arm_r'\) reads .*outside its limits.*recalibrate", 5,
+        stack.wait_log(r"\[ERROR\].*activate failed: enable refused:", START_S, "the refused activation")
+        stack.wait_log(r"joint 'r_elbow' \(motor 4 on bus 'arm_r'\) reads .*outside its limits.*recalibrate", 5,
                   "the refusal naming the joint")
         time.sleep(2.0)
         out = stack.output()

@@ -11,13 +11,11 @@ their timing does not matter: at rest before and after the move.
 
 from __future__ import annotations
 
-import re
 import time
 
 import numpy as np
-import pinocchio as pin
 import pytest
-from launch_fixtures.ros_stack import START_S, Probe, Stack
+from launch_fixtures.ros_stack import START_S, Probe, Stack, reach_goal
 
 pytestmark = [pytest.mark.launcher, pytest.mark.realtime]
 
@@ -34,17 +32,6 @@ HAND_M = 0.03
 COM_M = 0.02
 
 
-def _wait_log(stack: Stack, pattern: str, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if re.search(pattern, stack.output()):
-            return
-        if stack.proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise AssertionError(f"no {what} in the launch output:\n{stack.output()[-4000:]}")
-
-
 def _run(launch: str, args: list[str], domain: int, log, robot) -> dict[str, np.ndarray]:
     """Ground-truth configurations (nq) at rest before and after the reach."""
     from diagnostic_msgs.msg import DiagnosticArray
@@ -59,7 +46,7 @@ def _run(launch: str, args: list[str], domain: int, log, robot) -> dict[str, np.
         tasks = probe.latest(DiagnosticArray, "/whole_body_controller/task_status")
         hand = robot.config.hands[0]
         goal_pub = probe.node.create_publisher(PoseStamped, f"/whole_body_controller/{hand.name}_hand/goal", 10)
-        _wait_log(stack, r"the loop takes the robot", START_S, "hand-over")
+        stack.wait_log(r"the loop takes the robot", START_S, "hand-over")
         time.sleep(3.0)
 
         def configuration() -> np.ndarray:
@@ -78,13 +65,7 @@ def _run(launch: str, args: list[str], domain: int, log, robot) -> dict[str, np.
 
         probe.wait(lambda: pose["msg"] is not None and joints["msg"] is not None, 10, "ground truth", (stack,))
         settled = configuration()
-        q0 = robot.standing_configuration()
-        in_base = robot.frame_placement(q0, robot.config.base_frame).inverse() * robot.frame_placement(q0, hand.gripper_frame)
-        quat = pin.Quaternion(in_base.rotation).coeffs()
-        goal = PoseStamped()
-        goal.header.frame_id = robot.config.base_frame
-        goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = (in_base.translation + [0.06, 0.0, 0.04]).tolist()
-        goal.pose.orientation.x, goal.pose.orientation.y, goal.pose.orientation.z, goal.pose.orientation.w = quat.tolist()
+        goal = reach_goal(robot)
         probe.wait(lambda: goal_pub.get_subscription_count() > 0, 30, "the goal subscription", (stack,))
         goal_pub.publish(goal)
         sent = time.monotonic()

@@ -17,9 +17,8 @@ import threading
 import time
 
 import numpy as np
-import pinocchio as pin
 import pytest
-from launch_fixtures.ros_stack import START_S, Probe, Stack
+from launch_fixtures.ros_stack import START_S, Probe, Stack, reach_goal, tilt_deg
 
 pytestmark = [pytest.mark.launcher, pytest.mark.realtime]
 
@@ -27,22 +26,6 @@ STAND_S = 60.0
 HEIGHT_TOLERANCE_M = 0.03    # base height within this of its height at the hand-over
 TILT_LIMIT_DEG = 3.0
 REACH_TOLERANCE_M = 0.01
-
-
-def _tilt_deg(o) -> float:
-    return float(np.degrees(np.arccos(np.clip(1 - 2 * (o.x * o.x + o.y * o.y), -1.0, 1.0))))
-
-
-def _wait_log(stack: Stack, pattern: str, timeout_s: float, what: str, start: int = 0) -> re.Match:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        match = re.search(pattern, stack.output()[start:])
-        if match:
-            return match
-        if stack.proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise AssertionError(f"no {what} in the launch output:\n{stack.output()[-4000:]}")
 
 
 def test_real_time_stack_takes_over_stands_reaches_and_reports_a_loop_fault(isolated, tmp_path, robot):
@@ -68,14 +51,14 @@ def test_real_time_stack_takes_over_stands_reaches_and_reports_a_loop_fault(isol
             while not sampling.is_set():
                 with probe.lock:
                     p = pose["msg"].pose
-                samples.append((time.monotonic(), p.position.z, _tilt_deg(p.orientation)))
+                samples.append((time.monotonic(), p.position.z, tilt_deg(p.orientation)))
                 time.sleep(0.1)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _wait_log(stack, r"the loop takes the robot", START_S, "hand-over by the controller")
+        stack.wait_log(r"the loop takes the robot", START_S, "hand-over by the controller")
         handover = time.monotonic()
-        _wait_log(stack, r"\[sim\].*the controller controls the robot.*the support harness let go", 10.0,
+        stack.wait_log(r"\[sim\].*the controller controls the robot.*the support harness let go", 10.0,
                   "harness release by the sim")
         probe.wait(lambda: rtf["n"] > 0, 30.0, "the real-time factor", (stack,))
 
@@ -105,13 +88,7 @@ def test_real_time_stack_takes_over_stands_reaches_and_reports_a_loop_fault(isol
         z_handover = held[-1]
 
         # ---- reach: 6 cm forward and 4 cm up from the start-up gripper pose, in base_link
-        q0 = robot.standing_configuration()
-        in_base = robot.frame_placement(q0, robot.config.base_frame).inverse() * robot.frame_placement(q0, hand.gripper_frame)
-        goal = PoseStamped()
-        goal.header.frame_id = robot.config.base_frame
-        goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = (in_base.translation + [0.06, 0.0, 0.04]).tolist()
-        (goal.pose.orientation.x, goal.pose.orientation.y, goal.pose.orientation.z,
-         goal.pose.orientation.w) = pin.Quaternion(in_base.rotation).coeffs().tolist()
+        goal = reach_goal(robot)
         probe.wait(lambda: goal_pub.get_subscription_count() > 0, 30.0, "the goal subscription", (stack,))
         goal_pub.publish(goal)
         sent = time.monotonic()
@@ -138,9 +115,9 @@ def test_real_time_stack_takes_over_stands_reaches_and_reports_a_loop_fault(isol
         os.kill(wbc_pid, signal.SIGSTOP)
         time.sleep(0.3)
         os.kill(wbc_pid, signal.SIGCONT)
-        found = _wait_log(stack, r"\[sim\] \[ERROR\].*nobody controls the robot any more.*harness holds it", 10.0,
+        found = stack.wait_log(r"\[sim\] \[ERROR\].*nobody controls the robot any more.*harness holds it", 10.0,
                           "the sim's report that the harness holds the robot", mark)
-        _wait_log(stack, r"\[sim\].*the controller controls the robot", 30.0, "the controller taking the robot again",
+        stack.wait_log(r"\[sim\].*the controller controls the robot", 30.0, "the controller taking the robot again",
                   mark + found.end())
         damping = re.search(r"\[whole_body_controller\] \[(\w+)\].*1 kHz loop DAMPING: references are", stack.output()[mark:])
         assert damping is None or damping.group(1) == "ERROR", damping.group(0)
@@ -152,11 +129,11 @@ def test_real_time_stack_takes_over_stands_reaches_and_reports_a_loop_fault(isol
         sim_pid = int(re.search(r"process started \[sim\] with pid (\d+)", stack.output()).group(1))
         os.kill(sim_pid, signal.SIGSTOP)
         try:
-            _wait_log(stack, r"\[whole_body_controller\] \[ERROR\].*1 kHz loop FAULT: no state from the transport", 10.0,
+            stack.wait_log(r"\[whole_body_controller\] \[ERROR\].*1 kHz loop FAULT: no state from the transport", 10.0,
                       "the loop fault at ERROR")
         finally:
             os.kill(sim_pid, signal.SIGCONT)
-        _wait_log(stack, r"\[sim\] \[ERROR\].*nobody controls the robot any more.*TRANSPORT_SILENT.*harness holds it",
+        stack.wait_log(r"\[sim\] \[ERROR\].*nobody controls the robot any more.*TRANSPORT_SILENT.*harness holds it",
                   20.0, "the sim's report that nobody controls the robot")
         time.sleep(2.0)
         with probe.lock:

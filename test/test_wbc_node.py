@@ -13,9 +13,9 @@ import subprocess
 import sys
 import time
 
-import pinocchio as pin
 import pytest
 from conftest import REPO, free_ros_domain, ros_env
+from launch_fixtures.ros_stack import reach_goal
 
 from optimus_control.nodes.ros_time import stamp_to_s
 
@@ -98,14 +98,8 @@ def test_node_balances_reaches_and_rejects_bad_frames(nodes, robot):
     assert abs(odom.z - truth.z) < 0.01
 
     # 6 cm forward and 4 cm up from the start-up gripper pose, expressed in base_link.
-    q0 = robot.standing_configuration()
     hand = robot.config.hands[0]
-    in_base = robot.frame_placement(q0, robot.config.base_frame).inverse() * robot.frame_placement(q0, hand.gripper_frame)
-    quat = pin.Quaternion(in_base.rotation).coeffs()
-    goal = PoseStamped()
-    goal.header.frame_id = robot.config.base_frame
-    goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = (in_base.translation + [0.06, 0.0, 0.04]).tolist()
-    goal.pose.orientation.x, goal.pose.orientation.y, goal.pose.orientation.z, goal.pose.orientation.w = quat.tolist()
+    goal = reach_goal(robot)
     spin_until(lambda: goal_pub.get_subscription_count() > 0, 30, "the goal subscription")
     goal_pub.publish(goal)
     start = stamp_to_s(got["diag"].header.stamp)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 from optimus_control.launch.isolation import LaunchedStack, ros_env
 from optimus_control.model import share_dir
@@ -20,6 +23,19 @@ class Stack(LaunchedStack):
 
     def __init__(self, cmd: list[str], env: dict[str, str], log: Path):
         super().__init__(cmd, env, log, cwd=REPO)
+
+    def wait_log(self, pattern: str, timeout_s: float, what: str, start: int = 0) -> re.Match:
+        """The first match of ``pattern`` in the launch output from character ``start`` on; AssertionError with
+        the output's tail when it does not come within ``timeout_s`` or the launch ends first."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.output()[start:])
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no {what} in the launch output:\n{self.output()[-5000:]}")
 
     @classmethod
     def launch(cls, file: str, domain_id: int, log: Path, *arguments: str) -> Stack:
@@ -84,3 +100,25 @@ class Probe:
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
         self._thread.join(timeout=5.0)
+
+
+def tilt_deg(o) -> float:
+    """Tilt of an orientation (x, y, z, w attributes) from upright [deg]."""
+    return float(np.degrees(np.arccos(np.clip(1 - 2 * (o.x * o.x + o.y * o.y), -1.0, 1.0))))
+
+
+def reach_goal(robot, forward_m: float = 0.06, up_m: float = 0.04):
+    """A first hand's goal (geometry_msgs/PoseStamped in the base frame): the start-up gripper pose moved
+    ``forward_m`` forward and ``up_m`` up, same orientation."""
+    import pinocchio as pin
+    from geometry_msgs.msg import PoseStamped
+
+    q0 = robot.standing_configuration()
+    hand = robot.config.hands[0]
+    in_base = robot.frame_placement(q0, robot.config.base_frame).inverse() * robot.frame_placement(q0, hand.gripper_frame)
+    goal = PoseStamped()
+    goal.header.frame_id = robot.config.base_frame
+    p, o = goal.pose.position, goal.pose.orientation
+    p.x, p.y, p.z = (in_base.translation + [forward_m, 0.0, up_m]).tolist()
+    o.x, o.y, o.z, o.w = pin.Quaternion(in_base.rotation).coeffs().tolist()
+    return goal

@@ -60,15 +60,6 @@ class Stack(LaunchedStack):
         if self.proc.poll() is not None:
             raise RuntimeError(f"the launch ended (code {self.proc.returncode}) while {what}:\n{self.output()[-4000:]}")
 
-    def wait_log(self, pattern: str, timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if re.search(pattern, self.output()):
-                return
-            self.check_alive(f"waiting for {what}")
-            time.sleep(0.1)
-        raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}:\n{self.output()[-4000:]}")
-
 
 # ---- the probe ----------------------------------------------------------------------------------------------
 class Probe:

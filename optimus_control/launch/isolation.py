@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
@@ -63,6 +64,20 @@ class LaunchedStack:
         if not self._log.closed:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, pattern: str, timeout_s: float, what: str, start: int = 0) -> re.Match:
+        """The first match of ``pattern`` in the output from character ``start`` on; RuntimeError with the output's
+        tail when it does not come within ``timeout_s`` or the command ends first."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.output()[start:])
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the launch ended (code {self.proc.returncode}) while waiting for {what}:\n"
+                                   f"{self.output()[-5000:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}:\n{self.output()[-5000:]}")
 
     def child_pids(self) -> dict[str, int]:
         """{label: pid} of the processes the launcher reported starting."""

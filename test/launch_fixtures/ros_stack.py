@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 import time
@@ -23,19 +22,6 @@ class Stack(LaunchedStack):
 
     def __init__(self, cmd: list[str], env: dict[str, str], log: Path):
         super().__init__(cmd, env, log, cwd=REPO)
-
-    def wait_log(self, pattern: str, timeout_s: float, what: str, start: int = 0) -> re.Match:
-        """The first match of ``pattern`` in the launch output from character ``start`` on; AssertionError with
-        the output's tail when it does not come within ``timeout_s`` or the launch ends first."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            match = re.search(pattern, self.output()[start:])
-            if match:
-                return match
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no {what} in the launch output:\n{self.output()[-5000:]}")
 
     @classmethod
     def launch(cls, file: str, domain_id: int, log: Path, *arguments: str) -> Stack:
